@@ -1,0 +1,190 @@
+"""One collection cycle: fetch due sources concurrently, store each result in one transaction,
+record the run, and hand the new items on (to the classifier).
+
+Fetching runs in a bounded thread pool (network I/O only); everything that touches the
+database happens in the calling thread, so SQLite sees a single writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlite_utils import Database
+
+from . import store
+from .collect.base import Fetched, Source
+from .collect.feeds import FeedSource
+from .config import Config
+from .errors import SourceError
+from .http import HostGate, make_session
+from .timeutil import iso, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 60.0
+BACKOFF_CAP = 6 * 3600.0
+
+NewItemsHook = Callable[[Database, list[str], datetime], None]
+
+
+@dataclass
+class SourceResult:
+    name: str
+    kind: str
+    status: str  # "new", "not_modified", "error", "skipped"
+    seen: int = 0
+    new: int = 0
+    error: str | None = None
+    new_ids: list[str] = field(default_factory=list)
+    next_attempt_at: str | None = None
+
+
+def backoff_delay(failures: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP,
+                  rng: random.Random | None = None) -> float:
+    """Seconds to wait after `failures` consecutive failures: doubling, capped, jittered."""
+    if failures <= 0:
+        return 0.0
+    delay = min(cap, base * 2 ** (failures - 1))
+    jitter = (rng or random).uniform(0.9, 1.1)
+    return min(cap, delay * jitter)
+
+
+def in_backoff(state: dict, now: datetime) -> bool:
+    nxt = state.get("next_attempt_at")
+    return bool(nxt) and parse_iso(nxt) > now
+
+
+def build_sources(config: Config, *, gate: HostGate | None = None) -> list[Source]:
+    """Every source the config names, sharing one HTTP session and politeness gate."""
+    session = make_session(config.http.user_agent, pool_size=max(10, config.http.concurrency))
+    gate = gate or HostGate(delay=config.http.per_host_delay)
+    sources: list[Source] = [FeedSource(feed, session, config.http, gate)
+                             for feed in config.feeds if feed.enabled]
+    if config.reddit is not None:
+        from .collect.reddit import reddit_sources
+
+        sources.extend(reddit_sources(config.reddit, config.http, session=session, gate=gate))
+    return sources
+
+
+def register(db: Database, sources: Iterable[Source]) -> None:
+    store.register_sources(db, [(s.name, s.kind, s.target) for s in sources])
+
+
+def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = None,
+            force: bool = False, concurrency: int = 8, on_new: NewItemsHook | None = None,
+            progress: Callable[[SourceResult], None] | None = None) -> list[SourceResult]:
+    """Run one cycle over `sources`; one failing source never stops the others."""
+    now = now or utcnow()
+    register_missing(db, sources)
+    results: list[SourceResult] = []
+    due: list[tuple[Source, dict]] = []
+    for source in sources:
+        state = store.source_state(db, source.name)
+        if not force and in_backoff(state, now):
+            result = SourceResult(source.name, source.kind, "skipped",
+                                  error=state.get("last_error"),
+                                  next_attempt_at=state.get("next_attempt_at"))
+            results.append(result)
+            if progress:
+                progress(result)
+        else:
+            due.append((source, state))
+    if not due:
+        return results
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(due))),
+                            thread_name_prefix="fetch") as pool:
+        pending: dict[Future, tuple[Source, dict, int]] = {}
+        for source, state in due:
+            run_id = store.start_run(db, f"collect:{source.name}", now)
+            pending[pool.submit(source.fetch, state, now)] = (source, state, run_id)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                source, state, run_id = pending.pop(future)
+                result = _settle(db, source, state, future, now, run_id, on_new)
+                results.append(result)
+                if progress:
+                    progress(result)
+    return results
+
+
+def register_missing(db: Database, sources: Iterable[Source]) -> None:
+    for source in sources:
+        store.ensure_source(db, source.name, source.kind, source.target)
+
+
+def _settle(db: Database, source: Source, state: dict, future: Future, now: datetime,
+            run_id: int, on_new: NewItemsHook | None) -> SourceResult:
+    try:
+        fetched: Fetched = future.result()
+    except SourceError as exc:
+        return _fail(db, source, state, now, run_id, str(exc), gap=exc.gap,
+                     retry_after=exc.retry_after)
+    except Exception as exc:  # a bug in a collector must not stop the cycle
+        log.exception("%s: collector crashed", source.name)
+        return _fail(db, source, state, now, run_id,
+                     f"internal error: {type(exc).__name__}: {exc}")
+    seen = fetched.seen if fetched.seen is not None else len(fetched.items)
+    try:
+        new_ids = store.record_fetch(
+            db, source.name, fetched.items, now, etag=fetched.etag, modified=fetched.modified,
+            cursor=fetched.cursor)
+    except sqlite3.Error as exc:
+        # Nothing was committed, validators included: the next cycle fetches it all again.
+        log.error("%s: could not store %d items: %s", source.name, len(fetched.items), exc)
+        _finish(db, run_id, now, ok=False, seen=seen, error=f"database: {exc}")
+        return SourceResult(source.name, source.kind, "error", seen=seen,
+                            error=f"database: {exc}")
+    for warning in fetched.warnings:
+        log.warning("%s: %s", source.name, warning)
+    if new_ids and on_new:
+        try:
+            on_new(db, new_ids, now)
+        except Exception as exc:
+            # The items are stored; the classifier catches up on the next `classify`.
+            log.exception("%s: processing new items failed", source.name)
+            _finish(db, run_id, now, ok=False, seen=seen, new=len(new_ids),
+                    error=f"after storing: {type(exc).__name__}: {exc}")
+            return SourceResult(source.name, source.kind, "new", seen, len(new_ids),
+                                error=str(exc), new_ids=new_ids)
+    _finish(db, run_id, now, ok=True, seen=seen, new=len(new_ids))
+    status = "not_modified" if fetched.not_modified else "new"
+    log.info("%s: %s, %d seen, %d new", source.name, status.replace("_", " "), seen,
+             len(new_ids))
+    return SourceResult(source.name, source.kind, status, seen, len(new_ids), new_ids=new_ids)
+
+
+def _fail(db: Database, source: Source, state: dict, now: datetime, run_id: int, error: str,
+          *, gap: str | None = None, retry_after: float | None = None) -> SourceResult:
+    failures = int(state.get("consecutive_failures") or 0) + 1
+    delay = backoff_delay(failures)
+    if retry_after:
+        delay = max(delay, min(retry_after, BACKOFF_CAP))
+    next_at = now + timedelta(seconds=delay)
+    log.warning("%s: %s (failure %d, next attempt after %s)", source.name, error, failures,
+                iso(next_at))
+    try:
+        store.record_failure(db, source.name, now, error, next_attempt_at=next_at, gap=gap)
+    except sqlite3.Error as exc:
+        log.error("%s: could not record the failure: %s", source.name, exc)
+    _finish(db, run_id, now, ok=False, error=error)
+    return SourceResult(source.name, source.kind, "error", error=error,
+                        next_attempt_at=iso(next_at))
+
+
+def _finish(db: Database, run_id: int, started: datetime, *, ok: bool, seen: int = 0,
+            new: int = 0, error: str | None = None) -> None:
+    # A replayed or test clock may be far from the wall clock: never finish before starting.
+    finished = max(utcnow(), started)
+    try:
+        store.finish_run(db, run_id, finished, ok=ok, items_seen=seen, items_new=new,
+                         error=error)
+    except sqlite3.Error as exc:
+        log.error("could not record run %d: %s", run_id, exc)

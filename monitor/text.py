@@ -1,0 +1,71 @@
+"""Plain text out of untrusted HTML, and URLs that are safe to keep."""
+
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+_SKIP = {"script", "style", "head", "title", "noscript", "template", "iframe", "object"}
+_BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+          "pre", "section", "article", "table", "ul", "ol", "hr"}
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\ufeff]")
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _SKIP:
+            self.skip += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP and self.skip:
+            self.skip -= 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(value: str) -> str:
+    """Strip tags, decode entities, drop control characters, fold whitespace."""
+    if not value:
+        return ""
+    if "<" in value or "&" in value:
+        parser = _Text()
+        try:
+            parser.feed(value)
+            parser.close()
+            value = "".join(parser.parts)
+        except (AssertionError, ValueError):
+            value = html.unescape(re.sub(r"<[^>]*>", " ", value))
+        # Double-escaped feeds (&amp;lt;b&amp;gt;) leave entities behind once; one more pass.
+        if "&" in value:
+            value = html.unescape(value)
+    value = _CONTROL.sub("", value)
+    return _SPACE.sub(" ", value).strip()
+
+
+def safe_url(value: str, base: str = "") -> str | None:
+    """An absolute http(s) URL, or None (javascript:, data:, mailto: and junk are dropped)."""
+    value = (value or "").strip()
+    if not value or any(c in value for c in "\r\n\x00"):
+        return None
+    try:
+        absolute = urljoin(base, value) if base else value
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return absolute
