@@ -11,6 +11,7 @@ _SKIP = {"script", "style", "head", "title", "noscript", "template", "iframe", "
 _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
           "pre", "section", "article", "table", "ul", "ol", "hr"}
 _SPACE = re.compile(r"\s+")
+_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\ufeff]")
 
 
@@ -37,21 +38,25 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
+def _strip(value: str) -> str:
+    parser = _Text()
+    try:
+        parser.feed(value)
+        parser.close()
+        return "".join(parser.parts)
+    except (AssertionError, ValueError):
+        return html.unescape(_TAG.sub(" ", value))
+
+
 def html_to_text(value: str) -> str:
     """Strip tags, decode entities, drop control characters, fold whitespace."""
     if not value:
         return ""
     if "<" in value or "&" in value:
-        parser = _Text()
-        try:
-            parser.feed(value)
-            parser.close()
-            value = "".join(parser.parts)
-        except (AssertionError, ValueError):
-            value = html.unescape(re.sub(r"<[^>]*>", " ", value))
-        # Double-escaped feeds (&amp;lt;b&amp;gt;) leave entities behind once; one more pass.
-        if "&" in value:
-            value = html.unescape(value)
+        value = _strip(value)
+        # Double-escaped feeds (&lt;b&gt; inside CDATA) still hold markup after one pass.
+        if _TAG.search(value) or "&" in value:
+            value = _strip(value)
     value = _CONTROL.sub("", value)
     return _SPACE.sub(" ", value).strip()
 
