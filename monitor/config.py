@@ -8,6 +8,7 @@ Secrets never come from the file, only from the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -33,6 +34,10 @@ _SECRET_KEYS = {
 
 _INTERVAL_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_INTERVAL = 366 * 86400.0  # longer is a typo; far longer overflows the scheduler's clock
+# Control characters (CR and LF above all) in a value that ends up in a URL, an HTTP or SMTP
+# header or a log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -59,6 +64,8 @@ def parse_interval(text: str) -> float:
         pos = match.end()
     if not compact or pos != len(compact) or total <= 0:
         raise ValueError(f"bad interval {text!r} (write e.g. \"90s\", \"15m\", \"2h\", \"1d\")")
+    if total > MAX_INTERVAL:
+        raise ValueError(f"interval {text!r} is longer than a year")
     return total
 
 
@@ -101,6 +108,8 @@ class RedditConfig:
     batch_size: int = 25
     max_pages: int = 10
     backfill: int = 1000
+    restrict_searches: bool = False        # true: searches only inside `subreddits`
+    keyless_pause: Interval = Interval(6)  # between feed requests without API keys
     client_id: Secret = field(default=Secret(""), repr=False)
     client_secret: Secret = field(default=Secret(""), repr=False)
 
@@ -122,6 +131,9 @@ class DigestConfig:
     recipients: tuple[str, ...] = ()
     sender: str = "monitor@localhost"
     subject: str = "monitor digest {week}"
+    top_items: int = 20           # flagged items listed, at most
+    unsure_margin: float = 0.1    # |score - threshold| at or below this: "unsure"
+    catch_up_weeks: int = 4       # missed weeks sent after downtime, at most
 
 
 @dataclass(frozen=True)
@@ -131,7 +143,33 @@ class SmtpConfig:
     security: str = "starttls"
     username: str = ""
     timeout: Interval = Interval(30)
+    ca_file: str = ""             # PEM file of CAs to trust instead of the system's
     password: Secret = field(default=Secret(""), repr=False)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """How `monitor run` paces itself."""
+
+    heartbeat: Interval = Interval(30)     # how often it records that it is alive
+    jitter: float = 0.1                    # polls move by up to this fraction of the interval
+    stop_timeout: Interval = Interval(5)   # on SIGTERM, the wait for a running write
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Rising-name alerts (the spike rule is in monitor/intel/alerts.py) and corroboration."""
+
+    enabled: bool = True                   # detect rising names and store alerts
+    email: bool = False                    # also mail each new alert at once
+    recipients: tuple[str, ...] = ()       # for those mails; empty: the digest's recipients
+    baseline_days: int = 28                # trailing days the baseline is taken from
+    min_baseline_days: int = 7             # days of coverage needed before any alert
+    min_count: int = 5                     # mentions in the last 24 hours, at least
+    z_threshold: float = 4.0               # robust z-score of those 24 hours, at least
+    new_days: int = 30                     # a name first seen this recently is "new"
+    cooldown: Interval = Interval(3 * 86400)  # no second alert for a market within this
+    corroboration_window: Interval = Interval(3 * 86400)  # Reddit and news this close
 
 
 @dataclass(frozen=True)
@@ -144,6 +182,8 @@ class Config:
     classifier: ClassifierConfig = ClassifierConfig()
     digest: DigestConfig = DigestConfig()
     smtp: SmtpConfig = SmtpConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @property
     def db_path(self) -> Path:
@@ -175,7 +215,8 @@ def load_config(path: Path | str | None = None, env: typing.Mapping[str, str] | 
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: editors on Windows start the file with a byte-order mark.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
@@ -185,7 +226,8 @@ def load_config(path: Path | str | None = None, env: typing.Mapping[str, str] | 
 
 def config_from_dict(data: dict, path: Path, env: typing.Mapping[str, str]) -> Config:
     where = str(path)
-    known = {"database", "http", "feeds", "reddit", "classifier", "digest", "smtp"}
+    known = {"database", "http", "feeds", "reddit", "classifier", "digest", "smtp", "daemon",
+             "alerts"}
     _reject_unknown(data, known, where, "")
     if "database" not in data:
         raise ConfigError(f"{where}: missing section [database] (it needs path = \"...\")")
@@ -200,6 +242,10 @@ def config_from_dict(data: dict, path: Path, env: typing.Mapping[str, str]) -> C
                   for i, table in enumerate(_table_list(data.get("feeds", []), where, "feeds")))
     seen: set[str] = set()
     for i, feed in enumerate(feeds):
+        if not feed.name.strip() or _CONTROL.search(feed.name):
+            raise ConfigError(f"{where}: feeds[{i}].name: {feed.name!r} is not a name (it "
+                              "names the source in the database and the reports: not empty, "
+                              "no line breaks)")
         if feed.name in seen:
             raise ConfigError(f"{where}: feeds[{i}].name: duplicate feed name {feed.name!r}")
         seen.add(feed.name)
@@ -213,12 +259,14 @@ def config_from_dict(data: dict, path: Path, env: typing.Mapping[str, str]) -> C
         })
         _check_url(reddit.oauth_url, where, "reddit.oauth_url")
         _check_url(reddit.reddit_url, where, "reddit.reddit_url")
+        _check_text(reddit.user_agent, where, "reddit.user_agent")
         for i, sub in enumerate(reddit.subreddits):
             if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", sub):
                 raise ConfigError(f"{where}: reddit.subreddits[{i}]: {sub!r} is not a subreddit "
                                   "name (letters, digits and _ only, no r/ prefix)")
         if reddit.batch_size < 1 or reddit.max_pages < 1 or reddit.backfill < 0:
-            raise ConfigError(f"{where}: reddit: batch_size and max_pages must be at least 1")
+            raise ConfigError(f"{where}: reddit: batch_size and max_pages must be at least 1, "
+                              "backfill at least 0")
 
     classifier = _build(ClassifierConfig, data.get("classifier", {}), where, "classifier")
     if not 0.0 < classifier.threshold < 1.0:
@@ -234,14 +282,52 @@ def config_from_dict(data: dict, path: Path, env: typing.Mapping[str, str]) -> C
                           f"not {smtp.security!r}")
     if not 0 < smtp.port < 65536:
         raise ConfigError(f"{where}: smtp.port: {smtp.port} is not a port number")
+    if not smtp.host.strip() or re.search(r"[\s\x00-\x1f\x7f/]", smtp.host):
+        raise ConfigError(f"{where}: smtp.host: {smtp.host!r} is not a host name")
+    _check_text(smtp.username, where, "smtp.username")
+    if smtp.ca_file:
+        # Like the database path: relative to the config file.
+        ca_file = Path(smtp.ca_file).expanduser()
+        ca_file = ca_file if ca_file.is_absolute() else path.resolve().parent / ca_file
+        if not ca_file.is_file():
+            raise ConfigError(f"{where}: smtp.ca_file: {ca_file} is not a file")
+        smtp = dataclasses.replace(smtp, ca_file=str(ca_file))
 
     http = _build(HttpConfig, data.get("http", {}), where, "http")
     if http.max_bytes < 1024 or http.concurrency < 1 or http.retries < 0:
-        raise ConfigError(f"{where}: http: max_bytes must be at least 1024 and concurrency "
-                          "at least 1")
+        raise ConfigError(f"{where}: http: max_bytes must be at least 1024, concurrency "
+                          "at least 1 and retries at least 0")
+    _check_text(http.user_agent, where, "http.user_agent")
+
+    daemon = _build(DaemonConfig, data.get("daemon", {}), where, "daemon")
+    if not 0.0 <= daemon.jitter <= 0.5:
+        raise ConfigError(f"{where}: daemon.jitter: must be between 0 and 0.5 (a fraction of "
+                          "each source's interval)")
+
+    alerts = _build(AlertsConfig, data.get("alerts", {}), where, "alerts")
+    _check_alerts(alerts, digest, where)
 
     return Config(path=path, database=database, http=http, feeds=feeds, reddit=reddit,
-                  classifier=classifier, digest=digest, smtp=smtp)
+                  classifier=classifier, digest=digest, smtp=smtp, daemon=daemon,
+                  alerts=alerts)
+
+
+def _check_alerts(alerts: AlertsConfig, digest: DigestConfig, where: str) -> None:
+    if alerts.baseline_days < 1 or not 0 <= alerts.min_baseline_days <= alerts.baseline_days:
+        raise ConfigError(f"{where}: alerts: baseline_days must be at least 1 and "
+                          "min_baseline_days between 0 and baseline_days")
+    if alerts.min_count < 1 or alerts.new_days < 0:
+        raise ConfigError(f"{where}: alerts: min_count must be at least 1 and new_days "
+                          "at least 0")
+    if alerts.z_threshold <= 0:
+        raise ConfigError(f"{where}: alerts.z_threshold: must be above 0")
+    for i, address in enumerate(alerts.recipients):
+        if "@" not in address or any(c in address for c in "\r\n<>,;"):
+            raise ConfigError(f"{where}: alerts.recipients[{i}]: {address!r} is not an "
+                              "email address")
+    if alerts.email and not (alerts.recipients or digest.recipients):
+        raise ConfigError(f"{where}: alerts.email: true, but neither alerts.recipients nor "
+                          "digest.recipients names anyone to mail")
 
 
 def _check_digest(digest: DigestConfig, where: str) -> None:
@@ -261,12 +347,31 @@ def _check_digest(digest: DigestConfig, where: str) -> None:
         if "@" not in address or any(c in address for c in "\r\n<>,;"):
             key = f"digest.recipients[{i}]" if i < len(digest.recipients) else "digest.sender"
             raise ConfigError(f"{where}: {key}: {address!r} is not an email address")
+    if digest.top_items < 1 or digest.catch_up_weeks < 1:
+        raise ConfigError(f"{where}: digest: top_items and catch_up_weeks must be at least 1")
+    if not 0.0 <= digest.unsure_margin < 0.5:
+        raise ConfigError(f"{where}: digest.unsure_margin: must be between 0 and 0.5")
 
 
 def _check_url(url: str, where: str, key: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or re.search(r"[\s\x00-\x1f\x7f]", url):
         raise ConfigError(f"{where}: {key}: {url!r} is not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        # They would be stored and logged with the URL; secrets belong in the environment.
+        raise ConfigError(f"{where}: {key}: a user name or password in the URL is not "
+                          "allowed (it would be stored and logged with the URL)")
+
+
+def _check_text(value: str, where: str, key: str) -> None:
+    if _CONTROL.search(value):
+        raise ConfigError(f"{where}: {key}: control characters (such as line breaks) are "
+                          "not allowed")
 
 
 def _table_list(value: object, where: str, key: str) -> list[dict]:
@@ -345,4 +450,6 @@ def _convert(value: object, hint: object, where: str, key: str) -> object:
     if not ok:
         raise ConfigError(f"{where}: {key}: must be {expected.get(hint, hint)}, "
                           f"not {value!r}")
+    if hint is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: {key}: must be a finite number, not {value!r}")
     return float(value) if hint is float else value

@@ -23,8 +23,9 @@ class SourceError(MonitorError):
     """
 
     def __init__(self, message: str, *, retryable: bool = True, gap: str | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.gap = gap
         self.retry_after = retry_after
+        self.status = status  # the HTTP status, when the server answered with an error

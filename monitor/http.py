@@ -139,17 +139,17 @@ def _fetch_once(session: requests.Session, url: str, headers: dict[str, str],
         if resp.status_code >= 400:
             raise SourceError(
                 f"HTTP {resp.status_code} {resp.reason or ''}".strip(),
-                retryable=resp.status_code in _RETRY_STATUSES,
+                retryable=resp.status_code in _RETRY_STATUSES, status=resp.status_code,
                 retry_after=_retry_after(resp.headers.get("Retry-After")))
         length = resp.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limits.max_bytes:
             raise SourceError(f"response too large: {int(length)} bytes "
                               f"(limit {limits.max_bytes})", retryable=False)
-        body = _read_capped(resp, limits.max_bytes, deadline, limits.deadline)
+        body = read_capped(resp, limits.max_bytes, deadline, limits.deadline)
         return Response(resp.url, resp.status_code, dict(resp.headers), body, moved_to)
 
 
-def _read_capped(resp: requests.Response, cap: int, deadline: float, budget: float) -> bytes:
+def read_capped(resp: requests.Response, cap: int, deadline: float, budget: float) -> bytes:
     """Read the (decoded) body in pieces, stopping at the cap or the deadline.
 
     read1 returns whatever has arrived, so a server that drips one byte a second is noticed

@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = 60.0
 BACKOFF_CAP = 6 * 3600.0
+# New items of several sources go to on_new together, up to about this many: its fixed cost
+# per call (the model's calibrated predict, the intelligence queries) is then paid per batch
+# rather than per source (bench/steady.py, bench/ingest.py).
+HOOK_BATCH = 1000
 
 NewItemsHook = Callable[[Database, list[str], datetime], None]
 
@@ -74,7 +78,13 @@ def build_sources(config: Config, *, gate: HostGate | None = None) -> list[Sourc
 
 
 def register(db: Database, sources: Iterable[Source]) -> None:
-    store.register_sources(db, [(s.name, s.kind, s.target) for s in sources])
+    rows = []
+    for s in sources:
+        rows.append((s.name, s.kind, s.target))
+        # A source may report on parts it does not fetch alone (a Reddit listing: one row per
+        # subreddit of its batch); they stay active while the config names them.
+        rows.extend(getattr(s, "members", ()))
+    store.register_sources(db, list(dict.fromkeys(rows)))
 
 
 def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = None,
@@ -98,30 +108,39 @@ def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = N
             due.append((source, state))
     if not due:
         return results
+    handed: list[tuple[SourceResult, int]] = []  # stored, waiting for on_new
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(due))),
                             thread_name_prefix="fetch") as pool:
         pending: dict[Future, tuple[Source, dict, int]] = {}
-        for source, state in due:
-            run_id = store.start_run(db, f"collect:{source.name}", now)
+        with db.atomic():  # one commit for all the run rows, not one each
+            run_ids = [store.start_run(db, f"collect:{s.name}", now) for s, _ in due]
+        for (source, state), run_id in zip(due, run_ids, strict=True):
             pending[pool.submit(source.fetch, state, now)] = (source, state, run_id)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 source, state, run_id = pending.pop(future)
-                result = _settle(db, source, state, future, now, run_id, on_new)
+                result = _settle(db, source, state, future, now, run_id, on_new, handed)
                 results.append(result)
                 if progress:
                     progress(result)
+            if on_new and sum(r.new for r, _ in handed) >= HOOK_BATCH:
+                _hand_on(db, handed, on_new, now)
+                handed = []
+    if on_new:
+        _hand_on(db, handed, on_new, now)
     return results
 
 
 def register_missing(db: Database, sources: Iterable[Source]) -> None:
-    for source in sources:
-        store.ensure_source(db, source.name, source.kind, source.target)
+    with db.atomic():  # one commit, not one per source
+        for source in sources:
+            store.ensure_source(db, source.name, source.kind, source.target)
 
 
 def _settle(db: Database, source: Source, state: dict, future: Future, now: datetime,
-            run_id: int, on_new: NewItemsHook | None) -> SourceResult:
+            run_id: int, on_new: NewItemsHook | None,
+            handed: list[tuple[SourceResult, int]]) -> SourceResult:
     try:
         fetched: Fetched = future.result()
     except SourceError as exc:
@@ -142,23 +161,50 @@ def _settle(db: Database, source: Source, state: dict, future: Future, now: date
         _finish(db, run_id, now, ok=False, seen=seen, error=f"database: {exc}")
         return SourceResult(source.name, source.kind, "error", seen=seen,
                             error=f"database: {exc}")
+    after_store = getattr(fetched, "after_store", None)
+    if after_store is not None:
+        # Optional: what the fetch learnt beyond its items (Reddit: each subreddit's health),
+        # recorded here because only this thread writes.
+        try:
+            after_store(db, now)
+        except sqlite3.Error as exc:
+            log.error("%s: could not record the state of its parts: %s", source.name, exc)
     for warning in fetched.warnings:
         log.warning("%s: %s", source.name, warning)
     if new_ids and on_new:
-        try:
-            on_new(db, new_ids, now)
-        except Exception as exc:
-            # The items are stored; the classifier catches up on the next `classify`.
-            log.exception("%s: processing new items failed", source.name)
-            _finish(db, run_id, now, ok=False, seen=seen, new=len(new_ids),
-                    error=f"after storing: {type(exc).__name__}: {exc}")
-            return SourceResult(source.name, source.kind, "new", seen, len(new_ids),
-                                error=str(exc), new_ids=new_ids)
+        # The run finishes once on_new has seen the items, with other sources' (_hand_on).
+        result = SourceResult(source.name, source.kind, "new", seen, len(new_ids),
+                              new_ids=new_ids)
+        handed.append((result, run_id))
+        return result
     _finish(db, run_id, now, ok=True, seen=seen, new=len(new_ids))
     status = "not_modified" if fetched.not_modified else "new"
     log.info("%s: %s, %d seen, %d new", source.name, status.replace("_", " "), seen,
              len(new_ids))
     return SourceResult(source.name, source.kind, status, seen, len(new_ids), new_ids=new_ids)
+
+
+def _hand_on(db: Database, handed: list[tuple[SourceResult, int]], on_new: NewItemsHook,
+             now: datetime) -> None:
+    """Call on_new once for the new items of several sources, then finish their runs."""
+    if not handed:
+        return
+    ids = [item_id for result, _ in handed for item_id in result.new_ids]
+    error = None
+    try:
+        on_new(db, ids, now)
+    except Exception as exc:
+        # The items are stored; the classifier catches up on the next `classify`.
+        log.exception("processing the new items of %d sources failed", len(handed))
+        error = exc
+    for result, run_id in handed:
+        if error is None:
+            _finish(db, run_id, now, ok=True, seen=result.seen, new=result.new)
+            log.info("%s: new, %d seen, %d new", result.name, result.seen, result.new)
+        else:
+            result.error = str(error)
+            _finish(db, run_id, now, ok=False, seen=result.seen, new=result.new,
+                    error=f"after storing: {type(error).__name__}: {error}")
 
 
 def _fail(db: Database, source: Source, state: dict, now: datetime, run_id: int, error: str,

@@ -6,10 +6,11 @@ together with the source state that says they were seen) happens in one transact
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,48 @@ def m001_core(db: Database) -> None:
     db["meta"].create({"key": str, "value": str}, pk="key")
 
 
+@migrations()
+def m002_digest_outbox(db: Database) -> None:
+    # The outbox needs to know which ISO week a row is for (the period shifts if the time
+    # zone changes), when it was last tried and when to try again, and who got it.
+    for column in ("week", "created_at", "last_attempt_at", "next_attempt_at", "recipients"):
+        db["digests"].add_column(column, str)
+    db["digests"].create_index(["week"])
+
+
+@migrations()
+def m003_analyst_views(db: Database) -> None:
+    # The views are defined with the analysts' reads at the end of this module.
+    create_analyst_views(db)
+
+
+@migrations()
+def m004_successor_intel(db: Database) -> None:
+    # Successor intelligence: lineage edges (one row per predecessor -> successor, with the
+    # items that show it in lineage_evidence), corroborations, and whether each alert was
+    # mailed. The takedown_response view gains shares, daily counts and warnings.
+    db["lineage"].create({
+        "predecessor": str, "successor": str, "kind": str, "origin": str, "count": int,
+        "first_seen_at": str, "last_seen_at": str, "first_item_id": str, "last_item_id": str,
+    }, pk=("predecessor", "successor"), defaults={"count": 0}, not_null={"kind", "origin"})
+    db["lineage"].create_index(["successor"])
+    db["lineage_evidence"].create({
+        "predecessor": str, "successor": str, "item_id": str, "kind": str, "seen_at": str,
+    }, pk=("predecessor", "successor", "item_id"), foreign_keys=[("item_id", "items", "id")])
+    db["lineage_evidence"].create_index(["item_id"])
+    db["corroborations"].create({
+        "id": int, "market": str, "corroborated_at": str, "news_item_id": str,
+        "reddit_item_id": str,
+    }, pk="id", not_null={"market", "corroborated_at"})
+    db["corroborations"].create_index(["market", "corroborated_at"])
+    db["corroborations"].create_index(["corroborated_at"])
+    db["alerts"].add_column("notified_at", str)
+    db["alerts"].add_column("notify_error", str)
+    db["alerts"].add_column("cleared_at", str)  # the spike was over: the market may re-alert
+    db["alerts"].create_index(["market", "raised_at"])
+    db.create_view("takedown_response", TAKEDOWN_RESPONSE_SQL.strip(), replace=True)
+
+
 def schema_version(db: Database) -> int:
     return len(migrations.applied(db))
 
@@ -99,7 +142,7 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
             # Created private: the database holds collected text and source state.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        db = Database(conn)
+        db = _Database(conn)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA foreign_keys=ON")
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -108,10 +151,70 @@ def open_db(path: Path | str, *, migrate: bool = True) -> Database:
         if migrate:
             ensure_schema(db)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: cannot open the database: {exc}") from None
+        reason = describe_error(exc, path) or str(exc)
+        raise StoreError(f"{path}: cannot open the database: {reason}") from None
     except OSError as exc:
         raise StoreError(f"{path}: cannot create the database: {exc.strerror}") from None
     return db
+
+
+class _Database(Database):
+    """sqlite-utils' Database whose transactions take the write lock as they begin.
+
+    A deferred BEGIN that reads before it writes cannot wait for another process's write
+    lock: SQLite answers SQLITE_BUSY at once, busy timeout or not. BEGIN IMMEDIATE waits for
+    the lock (up to the busy timeout) before anything is read.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:
+            with super().atomic():  # nested: a savepoint
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+
+# --- database errors, in words an operator can act on -----------------------------------
+
+def describe_error(exc: sqlite3.Error, path: Path | str) -> str | None:
+    """What a failed database operation means for the operator, or None for errors that
+    are bugs rather than conditions of the file (a bad query, a broken constraint)."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    path = Path(path)
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) and not _writable(path):
+        return (f"{exc}: the database is read-only for this user (monitor needs to write "
+                f"{path.name} and, for its -wal and -shm files, the directory {path.parent})")
+    hints = {
+        sqlite3.SQLITE_READONLY: "the database cannot be written",
+        sqlite3.SQLITE_CANTOPEN: "check that the file and its directory exist and are "
+                                 "readable and writable",
+        sqlite3.SQLITE_FULL: "the disk is full; free some space (what was not stored is "
+                             "fetched again on the next pass)",
+        sqlite3.SQLITE_BUSY: f"another process held the write lock for more than "
+                             f"{BUSY_TIMEOUT_MS / 1000:.0f}s; try again",
+        sqlite3.SQLITE_LOCKED: "the database is locked; try again",
+        sqlite3.SQLITE_IOERR: "the disk reported an I/O error",
+        sqlite3.SQLITE_CORRUPT: "the file is damaged; restore it from a backup",
+        sqlite3.SQLITE_NOTADB: "the file is not a SQLite database",
+    }
+    return f"{exc}: {hints[code]}" if code in hints else None
+
+
+def _writable(path: Path) -> bool:
+    # os.access also says no for immutable files and read-only mounts, also to root.
+    target = path if path.exists() else path.parent
+    return os.access(target, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def ensure_schema(db: Database) -> None:
@@ -148,6 +251,25 @@ def mark_attempt(db: Database, name: str, now: datetime) -> None:
     db.execute("UPDATE sources SET last_attempt_at = ? WHERE name = ?", [iso(now), name])
 
 
+@contextlib.contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """BEGIN IMMEDIATE: take the write lock up front (waiting up to the busy timeout), so a
+    transaction that reads before it writes cannot fail half-way because another process
+    committed in between."""
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
+
+
 def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, *,
                  etag: str | None = None, modified: str | None = None,
                  cursor: str | None = None, keep_validators: bool = False) -> list[str]:
@@ -156,7 +278,8 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
     Returns the ids of the items that were new. Items already stored are left alone, so a
     fetch repeated after a crash stores nothing twice.
     """
-    with db.atomic():
+    with write_transaction(db):
+        _ensure_item_sources(db, name, items)
         new_ids = _insert_new_items(db, name, items)
         state: dict[str, Any] = {
             "last_attempt_at": iso(now), "last_success_at": iso(now),
@@ -169,6 +292,20 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
         sets = ", ".join(f"{k} = ?" for k in state)
         db.execute(f"UPDATE sources SET {sets} WHERE name = ?", [*state.values(), name])
     return new_ids
+
+
+def _ensure_item_sources(db: Database, name: str, items: Sequence[dict]) -> None:
+    """Items may name a finer source than the one fetched (Reddit: a listing brings items of
+    many subreddits, each item names its subreddit). Give each such source a row, of the
+    fetching source's kind, inactive until the config names it."""
+    others = {item["source"] for item in items} - {name}
+    if not others:
+        return
+    row = db.execute("SELECT kind FROM sources WHERE name = ?", [name]).fetchone()
+    kind = row[0] if row else "replay"
+    for other in sorted(others):
+        db.execute("INSERT INTO sources (name, kind, target, active) VALUES (?, ?, '', 0) "
+                   "ON CONFLICT(name) DO NOTHING", [other, kind])
 
 
 def save_items(db: Database, items: Sequence[dict]) -> list[str]:
@@ -261,6 +398,79 @@ def get_meta(db: Database, key: str) -> str | None:
     return row[0] if row else None
 
 
+# --- daemon: heartbeat, lifecycle, runs left unfinished ------------------------------------
+# The daemon keeps its state in meta under "daemon.*" keys (pid, host, started_at,
+# heartbeat_at, heartbeat_every, stopped_at, jobs), so that any reader of the file can tell a
+# live daemon from a dead one.
+
+_DAEMON_PREFIX = "daemon."
+
+
+def set_daemon_state(db: Database, values: dict[str, str | None]) -> None:
+    """Write daemon.* meta keys in one transaction; a None value deletes the key."""
+    with db.atomic():
+        for key, value in values.items():
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", [_DAEMON_PREFIX + key])
+            else:
+                set_meta(db, _DAEMON_PREFIX + key, value)
+
+
+def daemon_state(db: Database) -> dict[str, str]:
+    """The daemon.* meta keys, without the prefix."""
+    return {key[len(_DAEMON_PREFIX):]: value for key, value in db.execute(
+        "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+        [len(_DAEMON_PREFIX), _DAEMON_PREFIX])}
+
+
+def close_unfinished_runs(db: Database, now: datetime, error: str) -> int:
+    """Mark as failed every run that never finished (its process died); return how many."""
+    cur = db.execute("UPDATE runs SET finished_at = ?, ok = 0, error = ? "
+                     "WHERE finished_at IS NULL AND started_at <= ?",
+                     [iso(now), error[:2000], iso(now)])
+    return cur.rowcount
+
+
+def unclassified_item_ids(db: Database, limit: int) -> list[str]:
+    """Items no model has scored at all (a crash or a failure cut their classification
+    short), oldest first."""
+    return [row[0] for row in db.execute(
+        "SELECT i.id FROM items i WHERE NOT EXISTS (SELECT 1 FROM classifications c "
+        "WHERE c.item_id = i.id) ORDER BY i.collected_at, i.id LIMIT ?", [limit])]
+
+
+# --- reddit: per-subreddit health ----------------------------------------------------------
+# A Reddit listing reads a batch of subreddits at once; each subreddit also has its own row
+# (reddit/r/<name>), which its items name as their source and which carries its health: a
+# subreddit that turns private or is banned shows as a gap there while the batch goes on.
+
+def record_subreddit_checks(db: Database, checks: Sequence[dict[str, Any]], now: datetime, *,
+                            kind: str = "reddit") -> None:
+    """Apply what one fetch learnt about each subreddit it asked for, in one transaction.
+
+    Each check: {"name", "target", "ok": True} or {"name", "target", "ok": False, "gap",
+    "error", "failures", "next_attempt_at"}. Values are set, not incremented, because the
+    listings of one batch (new posts, comments) report on the same subreddits.
+    """
+    when = iso(now)
+    with db.atomic():
+        for check in checks:
+            db.execute("INSERT INTO sources (name, kind, target, active) VALUES (?, ?, ?, 1) "
+                       "ON CONFLICT(name) DO UPDATE SET active = 1",
+                       [check["name"], kind, check.get("target") or ""])
+            if check["ok"]:
+                db.execute(
+                    "UPDATE sources SET last_attempt_at = ?, last_success_at = ?, "
+                    "consecutive_failures = 0, last_error = NULL, gap = NULL, "
+                    "next_attempt_at = NULL WHERE name = ?", [when, when, check["name"]])
+            else:
+                db.execute(
+                    "UPDATE sources SET last_attempt_at = ?, consecutive_failures = ?, "
+                    "last_error = ?, gap = ?, next_attempt_at = ? WHERE name = ?",
+                    [when, int(check["failures"]), str(check["error"])[:2000], check["gap"],
+                     check["next_attempt_at"], check["name"]])
+
+
 # --- reads for the CLI ---------------------------------------------------------------------
 
 def source_rows(db: Database, active_only: bool = True) -> list[dict[str, Any]]:
@@ -281,3 +491,897 @@ def count_items(db: Database) -> int:
 def _chunks(values: list, size: int = _CHUNK) -> Iterable[list]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+# --- successor intelligence: lineage, warnings, corroboration, alerts, takedowns -----------
+# The times are the items' published_at (when the chatter happened; in `monitor replay` also
+# when it was recorded). Syndicated copies (duplicate_of) never count twice.
+
+# One row per (event, successor): the successor chatter after a takedown. A successor
+# mention counts for an event when the same item names one of the event's markets, or the
+# successor's recorded predecessor (markets.predecessor or a lineage edge) is one of them.
+# share_30d is the successor's part of all the event's successor mentions in 30 days;
+# daily_30d a JSON array of distinct items per day, day 0 starting at happened_at.
+TAKEDOWN_RESPONSE_SQL = """
+WITH fallen AS (
+  SELECT e.id AS event_id, e.happened_at, j.value AS market
+  FROM events e, json_each(CASE WHEN json_valid(e.markets) THEN e.markets
+                                ELSE json_array(e.markets) END) j
+  WHERE e.happened_at IS NOT NULL),
+hits AS (
+  SELECT DISTINCT f.event_id, s.market, s.item_id, i.published_at,
+    CAST(julianday(i.published_at) - julianday(f.happened_at) AS INTEGER) AS day
+  FROM fallen f
+  JOIN mentions s ON s.role = 'successor'
+  JOIN items i ON i.id = s.item_id AND i.published_at >= f.happened_at
+  WHERE i.duplicate_of IS NULL AND (
+    EXISTS (SELECT 1 FROM mentions o WHERE o.item_id = s.item_id AND o.market = f.market)
+    OR EXISTS (SELECT 1 FROM markets k WHERE k.name = s.market AND k.predecessor = f.market)
+    OR EXISTS (SELECT 1 FROM lineage l WHERE l.predecessor = f.market
+               AND l.successor = s.market))),
+per AS (
+  SELECT event_id, market, min(published_at) AS first_mention_at,
+    count(DISTINCT CASE WHEN day < 7 THEN item_id END) AS mentions_7d,
+    count(DISTINCT CASE WHEN day < 30 THEN item_id END) AS mentions_30d,
+    count(DISTINCT item_id) AS mentions_total
+  FROM hits GROUP BY event_id, market),
+days(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM days WHERE n < 29),
+counts AS (
+  SELECT event_id, market, day, count(DISTINCT item_id) AS n FROM hits WHERE day < 30
+  GROUP BY event_id, market, day),
+daily AS (
+  SELECT event_id, market, json_group_array(n) AS daily_30d FROM (
+    SELECT p.event_id, p.market, d.n AS day, coalesce(c.n, 0) AS n
+    FROM per p CROSS JOIN days d
+    LEFT JOIN counts c ON c.event_id = p.event_id AND c.market = p.market AND c.day = d.n
+    ORDER BY p.event_id, p.market, d.n)
+  GROUP BY event_id, market),
+warned AS (
+  SELECT f.event_id, w.market, count(DISTINCT w.item_id) AS warnings_30d
+  FROM (SELECT DISTINCT event_id, happened_at FROM fallen) f
+  JOIN mentions w ON w.role = 'warning'
+  JOIN items i ON i.id = w.item_id AND i.published_at >= f.happened_at
+    AND julianday(i.published_at) < julianday(f.happened_at) + 30
+  WHERE i.duplicate_of IS NULL
+  GROUP BY f.event_id, w.market)
+SELECT e.id AS event_id, e.name AS event, e.kind, e.happened_at, e.markets AS fallen,
+  p.market AS successor, p.first_mention_at,
+  round(julianday(p.first_mention_at) - julianday(e.happened_at), 2) AS days_to_first_mention,
+  p.mentions_7d, p.mentions_30d, p.mentions_total,
+  round(1.0 * p.mentions_30d / nullif(sum(p.mentions_30d) OVER (PARTITION BY p.event_id), 0),
+        3) AS share_30d,
+  rank() OVER (PARTITION BY p.event_id ORDER BY p.mentions_30d DESC) AS rank_30d,
+  d.daily_30d, coalesce(w.warnings_30d, 0) AS warnings_30d
+FROM per p
+JOIN events e ON e.id = p.event_id
+LEFT JOIN daily d ON d.event_id = p.event_id AND d.market = p.market
+LEFT JOIN warned w ON w.event_id = p.event_id AND w.market = p.market
+ORDER BY e.happened_at DESC, p.first_mention_at, p.market"""
+
+_FAMILY_KINDS = {"news": ("news",), "reddit": ("reddit_post", "reddit_comment")}
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def intel_items(db: Database, item_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The given items that are not syndicated copies, oldest first."""
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(list(dict.fromkeys(item_ids))):
+        rows += db.query(
+            "SELECT id, source, kind, title, body, url, published_at FROM items "
+            f"WHERE id IN ({_marks(chunk)}) AND duplicate_of IS NULL", chunk)
+    return sorted(rows, key=lambda r: (r["published_at"], r["id"]))
+
+
+def add_mentions(db: Database, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert (item_id, market, surface, role) rows not stored yet; return how many were."""
+    added = 0
+    with db.atomic():
+        for row in rows:
+            added += db.execute(
+                "INSERT INTO mentions (item_id, market, surface, role) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [row["item_id"], row["market"], row.get("surface"), row["role"]]).rowcount
+    return added
+
+
+def all_markets(db: Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM markets ORDER BY name"))
+
+
+# Lineage
+
+def lineage_edges(db: Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM lineage ORDER BY predecessor, successor"))
+
+
+def stated_predecessors(db: Database) -> list[dict[str, Any]]:
+    """(predecessor, successor, origin) as the markets table states them."""
+    return list(db.query(
+        "SELECT predecessor, name AS successor, coalesce(origin, 'gazetteer') AS origin "
+        "FROM markets WHERE coalesce(predecessor, '') != '' AND predecessor != name"))
+
+
+def save_lineage_evidence(db: Database, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert evidence rows (predecessor, successor, item_id, kind, seen_at) not stored yet."""
+    added = 0
+    with db.atomic():
+        for row in rows:
+            added += db.execute(
+                "INSERT INTO lineage_evidence (predecessor, successor, item_id, kind, seen_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [row["predecessor"], row["successor"], row["item_id"], row["kind"],
+                 row["seen_at"]]).rowcount
+    return added
+
+
+def lineage_evidence(db: Database, predecessor: str, successor: str) -> list[dict[str, Any]]:
+    return list(db.query(
+        "SELECT * FROM lineage_evidence WHERE predecessor = ? AND successor = ? "
+        "ORDER BY seen_at, item_id", [predecessor, successor]))
+
+
+def upsert_lineage_edge(db: Database, edge: dict[str, Any]) -> None:
+    """Write one edge. A gazetteer origin is never downgraded to discovered."""
+    db.execute(
+        "INSERT INTO lineage (predecessor, successor, kind, origin, count, first_seen_at, "
+        "last_seen_at, first_item_id, last_item_id) VALUES (:predecessor, :successor, :kind, "
+        ":origin, :count, :first_seen_at, :last_seen_at, :first_item_id, :last_item_id) "
+        "ON CONFLICT(predecessor, successor) DO UPDATE SET kind = excluded.kind, "
+        "origin = CASE WHEN lineage.origin = 'gazetteer' THEN 'gazetteer' "
+        "ELSE excluded.origin END, count = excluded.count, "
+        "first_seen_at = excluded.first_seen_at, last_seen_at = excluded.last_seen_at, "
+        "first_item_id = excluded.first_item_id, last_item_id = excluded.last_item_id",
+        {"count": 0, "first_seen_at": None, "last_seen_at": None, "first_item_id": None,
+         "last_item_id": None, **edge})
+
+
+# Warnings
+
+def warning_counts(db: Database, start: str | None = None, end: str | None = None
+                   ) -> dict[str, int]:
+    """Distinct items warning about each market (published in [start, end) when given)."""
+    return {r["market"]: r["warnings"] for r in warnings_between(db, start, end)}
+
+
+def warnings_between(db: Database, start: str | None = None, end: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """Per market warned about: how many items, the first and last, and their ids (JSON),
+    most warned first."""
+    return list(db.query(
+        "SELECT m.market, count(DISTINCT i.id) AS warnings, min(i.published_at) AS first_at, "
+        "max(i.published_at) AS last_at, json_group_array(DISTINCT i.id) AS item_ids "
+        "FROM mentions m JOIN items i ON i.id = m.item_id WHERE m.role = 'warning' "
+        "AND i.duplicate_of IS NULL AND (:start IS NULL OR i.published_at >= :start) "
+        "AND (:end IS NULL OR i.published_at < :end) "
+        "GROUP BY m.market ORDER BY warnings DESC, m.market", {"start": start, "end": end}))
+
+
+# Rising-name alerts
+
+def market_mention_times(db: Database, market: str, since: str, until: str, *,
+                         fallen_at: str | None = None) -> list[tuple[str, str]]:
+    """(published_at, item id) of the items naming `market` in [since, until], oldest first.
+
+    Items that name it only as a predecessor are left out (talk of a market's end is not the
+    market rising), and so, from `fallen_at` on, is everything but talk of its return."""
+    return [tuple(r) for r in db.execute(
+        "SELECT DISTINCT i.published_at, i.id FROM mentions m JOIN items i ON i.id = m.item_id "
+        "WHERE m.market = ? AND m.role != 'predecessor' AND i.published_at >= ? "
+        "AND i.published_at <= ? AND i.duplicate_of IS NULL "
+        "AND (? IS NULL OR i.published_at < ? OR m.role = 'successor') "
+        "ORDER BY i.published_at, i.id", [market, since, until, fallen_at, fallen_at])]
+
+
+def market_fallen_at(db: Database, market: str) -> str | None:
+    """When a market went down: the earliest of its down_at and its events, if any."""
+    row = db.execute(
+        "SELECT min(t) FROM (SELECT down_at AS t FROM markets WHERE name = :m "
+        "UNION ALL SELECT e.happened_at FROM events e, json_each(CASE WHEN "
+        "json_valid(e.markets) THEN e.markets ELSE json_array(e.markets) END) j "
+        "WHERE j.value = :m) WHERE coalesce(t, '') != ''", {"m": market}).fetchone()
+    return row[0] if row else None
+
+
+def first_mention_at(db: Database, market: str) -> str | None:
+    row = db.execute("SELECT min(i.published_at) FROM mentions m JOIN items i "
+                     "ON i.id = m.item_id WHERE m.market = ?", [market]).fetchone()
+    return row[0] if row else None
+
+
+def latest_alert(db: Database, market: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM alerts WHERE market = ? ORDER BY raised_at DESC, "
+                         "id DESC LIMIT 1", [market]))
+    return rows[0] if rows else None
+
+
+def clear_alert(db: Database, alert_id: int, now: datetime) -> None:
+    db.execute("UPDATE alerts SET cleared_at = ? WHERE id = ? AND cleared_at IS NULL",
+               [iso(now), alert_id])
+
+
+def save_alert(db: Database, market: str, kind: str, raised_at: datetime,
+               detail: dict[str, Any]) -> int:
+    cur = db.execute("INSERT INTO alerts (market, kind, raised_at, detail) VALUES (?, ?, ?, ?)",
+                     [market, kind, iso(raised_at), json.dumps(detail, sort_keys=True)])
+    return int(cur.lastrowid)
+
+
+def alerts_by_id(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    return list(db.query(f"SELECT * FROM alerts WHERE id IN ({_marks(ids)}) ORDER BY id",
+                         list(ids)))
+
+
+def unnotified_alerts(db: Database, since: str) -> list[dict[str, Any]]:
+    """Alerts raised at or after `since` that were never mailed."""
+    return list(db.query("SELECT * FROM alerts WHERE notified_at IS NULL AND raised_at >= ? "
+                         "ORDER BY raised_at, id", [since]))
+
+
+def mark_alerts_notified(db: Database, ids: Sequence[int], now: datetime, *,
+                         error: str | None = None) -> None:
+    """Record a delivery (error None) or a failed attempt (notified_at stays empty)."""
+    with db.atomic():
+        for alert_id in ids:
+            if error is None:
+                db.execute("UPDATE alerts SET notified_at = ?, notify_error = NULL "
+                           "WHERE id = ?", [iso(now), alert_id])
+            else:
+                db.execute("UPDATE alerts SET notify_error = ? WHERE id = ?",
+                           [error[:2000], alert_id])
+
+
+def recent_alerts(db: Database, limit: int = 10) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM alerts ORDER BY raised_at DESC, id DESC LIMIT ?",
+                         [limit]))
+
+
+def last_alert_id(db: Database) -> int:
+    return db.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+
+
+def alerts_after(db: Database, alert_id: int) -> list[dict[str, Any]]:
+    """Alerts stored after the one with this id, in the order they were raised."""
+    return list(db.query("SELECT * FROM alerts WHERE id > ? ORDER BY id", [alert_id]))
+
+
+# Corroboration
+
+def latest_family_mention(db: Database, market: str, family: str, since: str, until: str
+                          ) -> dict[str, Any] | None:
+    """The newest item of a family ("news" or "reddit") naming `market` in [since, until]."""
+    kinds = _FAMILY_KINDS[family]
+    rows = list(db.query(
+        "SELECT i.id, i.published_at FROM mentions m JOIN items i ON i.id = m.item_id "
+        f"WHERE m.market = ? AND i.kind IN ({_marks(kinds)}) AND i.duplicate_of IS NULL "
+        "AND i.published_at >= ? AND i.published_at <= ? "
+        "ORDER BY i.published_at DESC, i.id DESC LIMIT 1", [market, *kinds, since, until]))
+    return rows[0] if rows else None
+
+
+def latest_corroboration(db: Database, market: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM corroborations WHERE market = ? "
+                         "ORDER BY corroborated_at DESC, id DESC LIMIT 1", [market]))
+    return rows[0] if rows else None
+
+
+def save_corroboration(db: Database, market: str, corroborated_at: str, news_item_id: str,
+                       reddit_item_id: str) -> int:
+    cur = db.execute(
+        "INSERT INTO corroborations (market, corroborated_at, news_item_id, reddit_item_id) "
+        "VALUES (?, ?, ?, ?)", [market, corroborated_at, news_item_id, reddit_item_id])
+    return int(cur.lastrowid)
+
+
+def corroborations_between(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+    """Markets corroborated in [start, end): when first, and how many news and Reddit items
+    named them in that period."""
+    news, reddit = _FAMILY_KINDS["news"], _FAMILY_KINDS["reddit"]
+    return list(db.query(
+        "SELECT c.market, min(c.corroborated_at) AS corroborated_at, "
+        "(SELECT count(DISTINCT i.id) FROM mentions m JOIN items i ON i.id = m.item_id "
+        f" WHERE m.market = c.market AND i.kind IN ({_marks(news)}) AND i.duplicate_of IS NULL"
+        "  AND i.published_at >= ? AND i.published_at < ?) AS news_items, "
+        "(SELECT count(DISTINCT i.id) FROM mentions m JOIN items i ON i.id = m.item_id "
+        f" WHERE m.market = c.market AND i.kind IN ({_marks(reddit)}) "
+        "  AND i.duplicate_of IS NULL AND i.published_at >= ? AND i.published_at < ?"
+        ") AS reddit_items "
+        "FROM corroborations c WHERE c.corroborated_at >= ? AND c.corroborated_at < ? "
+        "GROUP BY c.market ORDER BY corroborated_at, c.market",
+        [*news, start, end, *reddit, start, end, start, end]))
+
+
+# Takedown response
+
+def takedown_response_rows(db: Database, event_ids: Sequence[str] = ()
+                           ) -> list[dict[str, Any]]:
+    where, params = "", list(event_ids)
+    if event_ids:
+        where = f"WHERE event_id IN ({_marks(event_ids)})"
+    return list(db.query(f"SELECT * FROM takedown_response {where}", params))
+
+
+def event_rows(db: Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM events ORDER BY happened_at, id"))
+
+
+# --- digest: the week's reads and the outbox -----------------------------------------------
+# A week holds the items *published* in [start, end) (UTC ISO text, so they compare as text).
+# Syndicated copies (duplicate_of) are left out so one story is counted once. "Flagged" is the
+# current model's verdict (meta "model_version"; without it, each item's latest
+# classification), as in the analysts' views; the analyst's label comes along beside it.
+
+def _week_sql(model_version: str | None) -> str:
+    in_week = ("SELECT id FROM items WHERE published_at >= :start AND published_at < :end "
+               "AND duplicate_of IS NULL")
+    if model_version:
+        cls = ("SELECT item_id, score, flagged FROM classifications "
+               f"WHERE model_version = :mv AND item_id IN ({in_week})")
+    else:
+        cls = ("SELECT item_id, score, flagged FROM (SELECT item_id, score, flagged, "
+               "row_number() OVER (PARTITION BY item_id ORDER BY classified_at DESC, "
+               "model_version DESC) AS rn FROM classifications "
+               f"WHERE item_id IN ({in_week})) WHERE rn = 1")
+    return (
+        f"WITH cls AS ({cls}), wk AS ("
+        "SELECT i.id, i.source, i.kind, i.url, i.title, i.body, i.author, i.published_at, "
+        "c.score, c.flagged, l.label FROM items i LEFT JOIN cls c ON c.item_id = i.id "
+        "LEFT JOIN labels l ON l.item_id = i.id "
+        "WHERE i.published_at >= :start AND i.published_at < :end "
+        "AND i.duplicate_of IS NULL) ")
+
+
+def _week_params(start: str, end: str, model_version: str | None, **extra: Any) -> dict:
+    return {"start": start, "end": end, "mv": model_version, **extra}
+
+
+def digest_kind_counts(db: Database, start: str, end: str,
+                       model_version: str | None) -> list[dict[str, Any]]:
+    """Per item kind: items, flagged items and items not classified yet."""
+    return list(db.query(
+        _week_sql(model_version) + "SELECT kind, count(*) AS items, "
+        "coalesce(sum(flagged = 1), 0) AS flagged, "
+        "coalesce(sum(score IS NULL), 0) AS unclassified FROM wk GROUP BY kind ORDER BY kind",
+        _week_params(start, end, model_version)))
+
+
+def digest_flagged_mentions(db: Database, start: str, end: str,
+                            model_version: str | None) -> list[dict[str, Any]]:
+    """One row per (flagged item, market, role) in the week."""
+    return list(db.query(
+        _week_sql(model_version) + "SELECT m.market, m.role, wk.id AS item_id, "
+        "wk.published_at FROM wk JOIN mentions m ON m.item_id = wk.id WHERE wk.flagged = 1 "
+        "ORDER BY wk.published_at, wk.id", _week_params(start, end, model_version)))
+
+
+def digest_flagged_items(db: Database, start: str, end: str, model_version: str | None, *,
+                         limit: int, markets: Sequence[str] = (), since: str | None = None
+                         ) -> list[dict[str, Any]]:
+    """Flagged items of the week, best score first; optionally only those that mention one
+    of `markets` and were published at or after `since`."""
+    where = ["wk.flagged = 1"]
+    params = _week_params(start, end, model_version, limit=limit, since=since)
+    if markets:
+        names = {f"m{i}": name for i, name in enumerate(markets)}
+        params.update(names)
+        where.append("wk.id IN (SELECT item_id FROM mentions WHERE market IN ("
+                     + ", ".join(f":{k}" for k in names) + "))")
+    if since:
+        where.append("wk.published_at >= :since")
+    return list(db.query(
+        _week_sql(model_version) + "SELECT wk.* FROM wk WHERE " + " AND ".join(where)
+        + " ORDER BY wk.score IS NULL, wk.score DESC, wk.published_at DESC, wk.id LIMIT :limit",
+        params))
+
+
+def digest_unsure_items(db: Database, start: str, end: str, model_version: str | None, *,
+                        threshold: float, margin: float, limit: int) -> list[dict[str, Any]]:
+    """Unlabeled items whose score lies within `margin` of the threshold, closest first."""
+    return list(db.query(
+        _week_sql(model_version) + "SELECT wk.* FROM wk WHERE wk.label IS NULL "
+        "AND wk.score IS NOT NULL AND abs(wk.score - :t) <= :margin "
+        "ORDER BY abs(wk.score - :t), wk.published_at DESC, wk.id LIMIT :limit",
+        _week_params(start, end, model_version, t=threshold, margin=margin + 1e-9,
+                     limit=limit)))
+
+
+def item_mentions(db: Database, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The market mentions of each item, successors first."""
+    found: dict[str, list[dict[str, Any]]] = {i: [] for i in item_ids}
+    order = "CASE role WHEN 'successor' THEN 0 WHEN 'warning' THEN 1 " \
+            "WHEN 'predecessor' THEN 2 ELSE 3 END"
+    for chunk in _chunks(list(found)):
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(f"SELECT item_id, market, role, surface FROM mentions "
+                            f"WHERE item_id IN ({marks}) ORDER BY item_id, {order}, market",
+                            chunk):
+            found[row.pop("item_id")].append(row)
+    return found
+
+
+def markets_by_name(db: Database, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(names))):
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(f"SELECT * FROM markets WHERE name IN ({marks})", chunk):
+            found[row["name"]] = row
+    return found
+
+
+def market_successors(db: Database, names: Iterable[str]) -> list[str]:
+    """Markets whose recorded predecessor is one of `names`."""
+    names = sorted(set(names))
+    if not names:
+        return []
+    marks = ",".join("?" * len(names))
+    return [r[0] for r in db.execute(
+        f"SELECT name FROM markets WHERE predecessor IN ({marks}) ORDER BY name", names)]
+
+
+def digest_events(db: Database, first_day: str, last_day: str) -> list[dict[str, Any]]:
+    """Events whose date (the first ten characters of happened_at) lies between two
+    YYYY-MM-DD days, inclusive; the caller narrows it to the local week."""
+    return list(db.query(
+        "SELECT * FROM events WHERE length(happened_at) >= 10 "
+        "AND substr(happened_at, 1, 10) BETWEEN ? AND ? ORDER BY happened_at, id",
+        [first_day, last_day]))
+
+
+def digest_alerts(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM alerts WHERE raised_at >= ? AND raised_at < ? "
+                         "ORDER BY raised_at, id", [start, end]))
+
+
+def digest_run_counts(db: Database, start: str, end: str) -> dict[str, int]:
+    """Collection runs started in [start, end): how many, and how many failed."""
+    row = db.execute(
+        "SELECT count(*), coalesce(sum(ok = 0), 0) FROM runs WHERE job LIKE 'collect:%' "
+        "AND started_at >= ? AND started_at < ?", [start, end]).fetchone()
+    return {"runs": row[0], "failed": row[1]}
+
+
+def first_activity_at(db: Database) -> str | None:
+    """When monitor first collected anything (an item, or a collection run)."""
+    row = db.execute(
+        "SELECT min(t) FROM (SELECT min(collected_at) AS t FROM items UNION ALL "
+        "SELECT min(started_at) FROM runs WHERE job LIKE 'collect:%')").fetchone()
+    return row[0] if row else None
+
+
+# The outbox: one row per period, created (with its Message-ID) before the first attempt.
+# Status: pending -> sending -> sent, or -> failed (retried after next_attempt_at). A row
+# left in "sending" by a process that died is taken over once it is older than a lease.
+
+def digest_rows(db: Database, week: str | None = None) -> list[dict[str, Any]]:
+    where, params = ("WHERE week = ?", [week]) if week else ("", [])
+    return list(db.query(f"SELECT rowid, * FROM digests {where} ORDER BY period_start, rowid",
+                         params))
+
+
+def digest_row(db: Database, period_start: str, period_end: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT rowid, * FROM digests WHERE period_start = ? "
+                         "AND period_end = ?", [period_start, period_end]))
+    return rows[0] if rows else None
+
+
+def create_digest(db: Database, *, week: str, period_start: str, period_end: str,
+                  message_id: str, now: datetime) -> dict[str, Any]:
+    """The outbox row for a period, created as pending if it does not exist yet."""
+    db.execute(
+        "INSERT INTO digests (period_start, period_end, week, status, attempts, message_id, "
+        "created_at) VALUES (?, ?, ?, 'pending', 0, ?, ?) "
+        "ON CONFLICT(period_start, period_end) DO NOTHING",
+        [period_start, period_end, week, message_id, iso(now)])
+    row = digest_row(db, period_start, period_end)
+    if row is None:
+        raise StoreError(f"digest {week}: outbox row vanished")
+    return row
+
+
+def claim_digest(db: Database, period_start: str, period_end: str, now: datetime, *,
+                 stale_before: datetime, force: bool = False) -> bool:
+    """Mark a due digest as being sent, atomically; False when it is sent, not due yet
+    (unless `force`), or being sent by another process right now."""
+    cur = db.execute(
+        "UPDATE digests SET status = 'sending', attempts = coalesce(attempts, 0) + 1, "
+        "last_attempt_at = :now WHERE period_start = :ps AND period_end = :pe AND ("
+        "(status IN ('pending', 'failed') AND (:force OR next_attempt_at IS NULL "
+        "  OR next_attempt_at <= :now)) "
+        "OR (status = 'sending' AND (last_attempt_at IS NULL OR last_attempt_at < :stale)))",
+        {"now": iso(now), "ps": period_start, "pe": period_end, "force": int(force),
+         "stale": iso(stale_before)})
+    return cur.rowcount == 1
+
+
+def digest_sent(db: Database, period_start: str, period_end: str, now: datetime, *,
+                recipients: Sequence[str], note: str | None = None) -> None:
+    db.execute(
+        "UPDATE digests SET status = 'sent', sent_at = ?, last_error = ?, recipients = ?, "
+        "next_attempt_at = NULL WHERE period_start = ? AND period_end = ?",
+        [iso(now), note, ", ".join(recipients), period_start, period_end])
+
+
+def digest_failed(db: Database, period_start: str, period_end: str, *, error: str,
+                  next_attempt_at: datetime) -> None:
+    db.execute(
+        "UPDATE digests SET status = 'failed', last_error = ?, next_attempt_at = ? "
+        "WHERE period_start = ? AND period_end = ?",
+        [error[:2000], iso(next_attempt_at), period_start, period_end])
+
+
+def reopen_digest(db: Database, period_start: str, period_end: str, message_id: str) -> None:
+    """Make a sent digest pending again under a new Message-ID (a deliberate resend)."""
+    db.execute(
+        "UPDATE digests SET status = 'pending', message_id = ?, next_attempt_at = NULL "
+        "WHERE period_start = ? AND period_end = ? AND status != 'sending'",
+        [message_id, period_start, period_end])
+
+
+# --- analysts' surface: views, labels, report, export --------------------------------------
+# Views analysts (and Datasette) query while the daemon writes. "Flagged" here is the verdict
+# of the current model: the classification whose model_version is meta "model_version"; the
+# analyst's label is shown beside it, not mixed in. Syndicated copies (items.duplicate_of) are
+# listed but never counted twice.
+
+_CURRENT_MODEL = "(SELECT value FROM meta WHERE key = 'model_version')"
+_NOW_MINUS_30D = "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-30 days')"
+
+
+def _new_markets_sql(since: str, until: str | None = None) -> str:
+    """Market names whose first mention (by publication time) lies in [since, until).
+
+    A gazetteer market that was already down before `since` is left out: an old name in a
+    retrospective is not a new market.
+    """
+    until_clause = f"AND f.first_seen_at < {until}" if until else ""
+    return f"""
+WITH first AS (
+  SELECT m.market, min(i.published_at) AS first_seen_at,
+    count(DISTINCT CASE WHEN i.duplicate_of IS NULL THEN m.item_id END) AS mentions
+  FROM mentions m JOIN items i ON i.id = m.item_id
+  GROUP BY m.market)
+SELECT f.market, coalesce(k.origin = 'discovered', 0) AS discovered, k.origin, k.status,
+  f.first_seen_at, fi.id AS first_item_id, fi.source AS first_source, fi.title AS first_title,
+  fi.url AS first_url,
+  coalesce(k.predecessor, (
+    SELECT p.market FROM mentions s
+    JOIN mentions p ON p.item_id = s.item_id AND p.role = 'predecessor' AND p.market != s.market
+    WHERE s.market = f.market AND s.role = 'successor'
+    GROUP BY p.market ORDER BY count(*) DESC, p.market LIMIT 1)) AS predecessor,
+  f.mentions
+FROM first f
+LEFT JOIN markets k ON k.name = f.market
+LEFT JOIN items fi ON fi.id = (
+  SELECT i.id FROM mentions m JOIN items i ON i.id = m.item_id WHERE m.market = f.market
+  ORDER BY i.published_at, i.duplicate_of IS NOT NULL, i.id LIMIT 1)
+WHERE f.first_seen_at >= {since} {until_clause}
+  AND NOT (coalesce(k.origin, '') = 'gazetteer' AND coalesce(k.down_at, '') != ''
+           AND k.down_at < {since})
+ORDER BY f.first_seen_at DESC, f.market"""
+
+
+ANALYST_VIEWS: dict[str, str] = {
+    # item_rowid is the rowid in items_fts, so that Datasette can full-text search the view.
+    "flagged_items": f"""
+SELECT i.rowid AS item_rowid, i.id AS item_id, i.published_at, i.source, i.kind, i.title,
+  i.url, c.score,
+  (SELECT group_concat(market, ', ') FROM (SELECT DISTINCT m.market FROM mentions m
+    WHERE m.item_id = i.id ORDER BY m.market)) AS markets,
+  (SELECT group_concat(market, ', ') FROM (SELECT DISTINCT m.market FROM mentions m
+    WHERE m.item_id = i.id AND m.role = 'successor' ORDER BY m.market)) AS successors,
+  substr(i.body, 1, 300) AS excerpt, l.label, i.duplicate_of, c.model_version,
+  c.classified_at
+FROM classifications c
+JOIN items i ON i.id = c.item_id
+LEFT JOIN labels l ON l.item_id = i.id
+WHERE c.flagged = 1 AND c.model_version = {_CURRENT_MODEL}
+ORDER BY i.published_at DESC, i.id""",
+    "market_daily": f"""
+SELECT m.market, substr(i.published_at, 1, 10) AS day,
+  count(DISTINCT CASE WHEN c.flagged = 1 THEN m.item_id END) AS flagged,
+  count(DISTINCT m.item_id) AS mentions
+FROM mentions m
+JOIN items i ON i.id = m.item_id
+LEFT JOIN classifications c ON c.item_id = m.item_id AND c.model_version = {_CURRENT_MODEL}
+WHERE i.duplicate_of IS NULL
+GROUP BY m.market, day
+ORDER BY day DESC, mentions DESC, m.market""",
+    "new_markets": _new_markets_sql(_NOW_MINUS_30D),
+    # Per event, the successor chatter after it: defined with the successor intelligence
+    # (TAKEDOWN_RESPONSE_SQL, migration m004), so that recreating the views keeps it.
+    "takedown_response": TAKEDOWN_RESPONSE_SQL,
+    # The coverage gap: while a source fails (or is unreadable), what it published since its
+    # last success (or its first attempt) is missing; gap_hours runs from then to the last try.
+    "source_health": """
+SELECT s.name AS source, s.kind, s.active, s.last_success_at, s.last_attempt_at,
+  coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+  (SELECT count(*) FROM runs r WHERE r.job = 'collect:' || s.name AND r.ok = 0) AS failed_runs,
+  (SELECT count(*) FROM runs r WHERE r.job = 'collect:' || s.name) AS runs,
+  s.last_error, s.gap AS gap_reason, g.since AS gap_since,
+  CASE WHEN g.since IS NULL THEN 0
+       ELSE round(24 * (julianday(s.last_attempt_at) - julianday(g.since)), 1) END AS gap_hours,
+  s.next_attempt_at,
+  (SELECT count(*) FROM items i WHERE i.source = s.name) AS items,
+  (SELECT max(i.published_at) FROM items i WHERE i.source = s.name) AS newest_item_at
+FROM sources s
+LEFT JOIN (
+  SELECT s2.name, coalesce(s2.last_success_at, (SELECT min(r.started_at) FROM runs r
+                                               WHERE r.job = 'collect:' || s2.name)) AS since
+  FROM sources s2
+  WHERE coalesce(s2.consecutive_failures, 0) > 0 OR s2.gap IS NOT NULL) g ON g.name = s.name
+ORDER BY s.active DESC, consecutive_failures DESC, s.name""",
+}
+
+
+def create_analyst_views(db: Database) -> None:
+    """(Re)create the analysts' views; safe to repeat."""
+    for name, sql in ANALYST_VIEWS.items():
+        db.create_view(name, sql.strip(), replace=True)
+
+
+def current_model_version(db: Database) -> str | None:
+    return get_meta(db, "model_version")
+
+
+def item_brief(db: Database, item_id: str) -> dict[str, Any] | None:
+    """An item with the current model's score and verdict and the analyst's label, if any."""
+    rows = list(db.query(
+        "SELECT i.id, i.source, i.kind, i.title, i.url, i.published_at, c.score, c.flagged, "
+        "l.label, l.analyst, l.note, l.labeled_at FROM items i "
+        f"LEFT JOIN classifications c ON c.item_id = i.id AND c.model_version = {_CURRENT_MODEL} "
+        "LEFT JOIN labels l ON l.item_id = i.id WHERE i.id = ?", [item_id]))
+    return rows[0] if rows else None
+
+
+def save_label(db: Database, item_id: str, label: int, *, analyst: str, note: str | None,
+               now: datetime) -> None:
+    """Record (or replace) the analyst's judgement of one item."""
+    db.execute(
+        "INSERT INTO labels (item_id, label, analyst, labeled_at, note) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(item_id) DO UPDATE SET label = excluded.label, analyst = excluded.analyst, "
+        "labeled_at = excluded.labeled_at, note = excluded.note",
+        [item_id, int(label), analyst, iso(now), note])
+
+
+def delete_label(db: Database, item_id: str) -> bool:
+    return db.execute("DELETE FROM labels WHERE item_id = ?", [item_id]).rowcount == 1
+
+
+def labeled_items(db: Database) -> list[dict[str, Any]]:
+    """Every analyst label with its item's text, oldest label first (for training and eval)."""
+    return list(db.query(
+        "SELECT l.item_id, l.label, l.analyst, l.labeled_at, l.note, i.kind, i.title, i.body "
+        "FROM labels l JOIN items i ON i.id = l.item_id ORDER BY l.labeled_at, l.item_id"))
+
+
+def label_queue(db: Database, model_version: str, *, threshold: float, limit: int,
+                since: str | None = None) -> list[dict[str, Any]]:
+    """Unlabeled items scored by `model_version`, the closest to the threshold first."""
+    where = "AND i.published_at >= :since" if since else ""
+    return list(db.query(
+        "SELECT i.id, i.source, i.kind, i.title, i.url, i.published_at, c.score, c.flagged "
+        "FROM classifications c JOIN items i ON i.id = c.item_id "
+        "WHERE c.model_version = :mv AND i.duplicate_of IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id) {where} "
+        "ORDER BY abs(c.score - :t), i.published_at DESC, i.id LIMIT :limit",
+        {"mv": model_version, "t": threshold, "limit": limit, "since": since}))
+
+
+def daily_flags(db: Database, start: str, end: str) -> list[dict[str, Any]]:
+    """Items published in [start, end) (copies left out) with the current model's verdict."""
+    return list(db.query(
+        "SELECT i.published_at, c.flagged FROM items i "
+        f"LEFT JOIN classifications c ON c.item_id = i.id AND c.model_version = {_CURRENT_MODEL} "
+        "WHERE i.published_at >= ? AND i.published_at < ? AND i.duplicate_of IS NULL",
+        [start, end]))
+
+
+def top_markets(db: Database, start: str, end: str, *, previous_start: str,
+                limit: int) -> list[dict[str, Any]]:
+    """Markets by flagged items, then by all items, mentioned in [start, end); `previous`
+    counts the items in [previous_start, start), for comparison."""
+    return list(db.query(
+        "WITH w AS (SELECT m.market, m.item_id, i.published_at, c.flagged FROM mentions m "
+        "JOIN items i ON i.id = m.item_id "
+        f"LEFT JOIN classifications c ON c.item_id = m.item_id AND c.model_version = "
+        f"{_CURRENT_MODEL} WHERE i.duplicate_of IS NULL AND i.published_at < :end "
+        "AND i.published_at >= :previous_start) "
+        "SELECT market, count(DISTINCT CASE WHEN flagged = 1 AND published_at >= :start "
+        "  THEN item_id END) AS flagged, "
+        "count(DISTINCT CASE WHEN published_at >= :start THEN item_id END) AS mentions, "
+        "count(DISTINCT CASE WHEN published_at < :start THEN item_id END) AS previous "
+        "FROM w GROUP BY market HAVING mentions > 0 "
+        "ORDER BY flagged DESC, mentions DESC, market LIMIT :limit",
+        {"start": start, "end": end, "previous_start": previous_start, "limit": limit}))
+
+
+def new_market_rows(db: Database, start: str, end: str | None = None) -> list[dict[str, Any]]:
+    """The new_markets view's rows for any window."""
+    return list(db.query(_new_markets_sql(":start", ":end" if end else None),
+                         {"start": start, "end": end}))
+
+
+def failing_sources(db: Database) -> list[dict[str, Any]]:
+    """Active sources that failed their last attempt or cannot be read, worst first."""
+    return list(db.query(
+        "SELECT * FROM source_health WHERE active = 1 "
+        "AND (consecutive_failures > 0 OR gap_reason IS NOT NULL)"))
+
+
+def market_rows(db: Database) -> list[dict[str, Any]]:
+    return list(db.query("SELECT * FROM markets ORDER BY name"))
+
+
+def flagged_rows(db: Database, since: str | None = None,
+                 until: str | None = None) -> list[dict[str, Any]]:
+    """The flagged_items view, oldest first, optionally within [since, until)."""
+    where, params = [], []
+    if since:
+        where.append("published_at >= ?")
+        params.append(since)
+    if until:
+        where.append("published_at < ?")
+        params.append(until)
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    return list(db.query(
+        f"SELECT * FROM flagged_items {clause} ORDER BY published_at, item_id", params))
+
+
+def labels_with_verdicts(db: Database, model_version: str) -> list[dict[str, Any]]:
+    """Every analyst label with the item's title and the given model's score and verdict
+    (None when that model has not scored the item)."""
+    return list(db.query(
+        "SELECT l.item_id, l.label, l.labeled_at, i.title, c.score, c.flagged, c.classified_at "
+        "FROM labels l JOIN items i ON i.id = l.item_id LEFT JOIN classifications c "
+        "ON c.item_id = l.item_id AND c.model_version = ? ORDER BY l.labeled_at, l.item_id",
+        [model_version]))
+
+
+# --- classifier: gazetteer, scores, market mentions, discovered markets --------------------
+# The classifier owns the mention roles successor, predecessor and mention; `warning` rows
+# come from the warnings pass (monitor.intel) and are left alone when an item is rescored.
+CLASSIFIER_ROLES = ("successor", "predecessor", "mention")
+
+
+def load_gazetteer(db: Database, markets: Sequence[dict[str, Any]],
+                   events: Sequence[dict[str, Any]]) -> None:
+    """Upsert the gazetteer's markets (origin "gazetteer") and events; safe to repeat.
+
+    A market's first_seen_at is kept; a discovered market that the gazetteer now lists
+    becomes a gazetteer market.
+    """
+    with db.atomic():
+        for row in markets:
+            db.execute(
+                "INSERT INTO markets (name, aliases, status, predecessor, launched_at, down_at, "
+                "origin) VALUES (:name, :aliases, :status, :predecessor, :launched_at, "
+                ":down_at, 'gazetteer') ON CONFLICT(name) DO UPDATE SET "
+                "aliases = excluded.aliases, status = excluded.status, "
+                "predecessor = excluded.predecessor, launched_at = excluded.launched_at, "
+                "down_at = excluded.down_at, origin = 'gazetteer'", dict(row))
+        if events:
+            db["events"].upsert_all([dict(e) for e in events], pk="id")
+
+
+def gazetteer_loaded(db: Database, digest: str) -> bool:
+    return get_meta(db, "gazetteer_digest") == digest
+
+
+def unscored_item_ids(db: Database, model_version: str, *, rescore: bool = False,
+                      limit: int | None = None) -> list[str]:
+    """Items without a score from `model_version` (every item when `rescore`), oldest first."""
+    where = "" if rescore else (
+        "WHERE NOT EXISTS (SELECT 1 FROM classifications c WHERE c.item_id = i.id "
+        "AND c.model_version = :mv)")
+    tail = "LIMIT :limit" if limit else ""
+    return [r["id"] for r in db.query(
+        f"SELECT i.id FROM items i {where} ORDER BY i.collected_at, i.id {tail}",
+        {"mv": model_version, "limit": limit})]
+
+
+def items_for_classification(db: Database, ids: Sequence[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        rows += db.query("SELECT id, title, body, collected_at, published_at FROM items "
+                         f"WHERE id IN ({_marks(chunk)})", chunk)
+    order = {item_id: n for n, item_id in enumerate(ids)}
+    return sorted(rows, key=lambda r: order.get(r["id"], 0))
+
+
+def save_classifications(db: Database, scores: Sequence[dict[str, Any]],
+                         mentions: Sequence[dict[str, Any]],
+                         discovered: Sequence[dict[str, Any]]) -> None:
+    """In one transaction: the scores, each item's mentions (replacing the classifier's
+    earlier ones for those items) and the discovered markets (first_seen_at is the earliest
+    time seen)."""
+    with db.atomic():
+        if scores:
+            db["classifications"].upsert_all(scores, pk=("item_id", "model_version"))
+        ids = list(dict.fromkeys(s["item_id"] for s in scores))
+        roles = _marks(CLASSIFIER_ROLES)
+        for chunk in _chunks(ids):
+            db.execute(f"DELETE FROM mentions WHERE item_id IN ({_marks(chunk)}) "
+                       f"AND role IN ({roles})", [*chunk, *CLASSIFIER_ROLES])
+        for row in mentions:
+            db.execute("INSERT INTO mentions (item_id, market, surface, role) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       [row["item_id"], row["market"], row.get("surface"), row["role"]])
+        for row in discovered:
+            db.execute(
+                "INSERT INTO markets (name, aliases, status, predecessor, first_seen_at, origin) "
+                "VALUES (:name, '[]', 'unknown', :predecessor, :first_seen_at, 'discovered') "
+                "ON CONFLICT(name) DO UPDATE SET first_seen_at = min(coalesce("
+                "markets.first_seen_at, excluded.first_seen_at), excluded.first_seen_at), "
+                "predecessor = coalesce(markets.predecessor, excluded.predecessor) "
+                "WHERE markets.origin = 'discovered'",
+                {"name": row["name"], "predecessor": row.get("predecessor"),
+                 "first_seen_at": row["first_seen_at"]})
+
+
+def discovered_market_names(db: Database) -> list[str]:
+    return [r["name"] for r in db.query(
+        "SELECT name FROM markets WHERE origin = 'discovered' ORDER BY name")]
+
+
+
+# --- demo: the database `monitor demo` fills from the bundled sample -----------------------
+
+DEMO_META_KEY = "demo_sample"
+
+
+def is_demo_database(path: Path | str) -> bool:
+    """Whether an existing file is a database that `monitor demo` made (its meta says so).
+
+    Opened read-only and never migrated: the file may be anything, even an operator's real
+    database given by mistake, which the demo must not touch.
+    """
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?",
+                               [DEMO_META_KEY]).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None
+
+
+def demo_counts(db: Database) -> dict[str, int]:
+    """What the demo shows it made: items, flagged items (current model), mentions, warnings,
+    discovered markets, lineage edges seen in the chatter, alerts and events."""
+    row = db.execute(
+        "SELECT (SELECT count(*) FROM items), "
+        f"(SELECT count(*) FROM classifications WHERE flagged = 1 AND model_version = "
+        f"{_CURRENT_MODEL}), "
+        "(SELECT count(*) FROM mentions), "
+        "(SELECT count(*) FROM mentions WHERE role = 'warning'), "
+        "(SELECT count(*) FROM markets WHERE origin = 'discovered'), "
+        "(SELECT count(*) FROM lineage WHERE origin = 'discovered'), "
+        "(SELECT count(*) FROM alerts), (SELECT count(*) FROM events)").fetchone()
+    names = ("items", "flagged", "mentions", "warnings", "discovered_markets",
+             "discovered_edges", "alerts", "events")
+    return dict(zip(names, row, strict=True))
+
+
+def discovered_successors(db: Database) -> list[dict[str, Any]]:
+    """Lineage edges the chatter showed whose successor monitor discovered (no gazetteer
+    entry): predecessor, successor, kind, count, first_seen_at; strongest first."""
+    return list(db.query(
+        "SELECT l.predecessor, l.successor, l.kind, l.count, l.first_seen_at FROM lineage l "
+        "JOIN markets m ON m.name = l.successor AND m.origin = 'discovered' "
+        "WHERE l.origin = 'discovered' ORDER BY l.count DESC, l.first_seen_at, l.successor"))
+
+
+# --- performance (issue 9): cheap fingerprints, so that unchanged inputs are not re-read ----
+
+def labels_stamp(db: Database) -> tuple:
+    """Changes whenever an analyst label is added, replaced or removed, at the cost of one
+    pass over the labels (thousands of rows at most)."""
+    return tuple(db.execute(
+        "SELECT count(*), max(labeled_at), group_concat(item_id || ':' || label, ' ') "
+        "FROM labels").fetchone())

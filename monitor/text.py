@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 from html.parser import HTMLParser
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "iframe", "object"}
 _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
@@ -13,6 +13,8 @@ _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blo
 _SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\ufeff]")
+_URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_URL_UNSAFE = re.compile(r"[\s<>\"`{}|\\^]")
 
 
 class _Text(HTMLParser):
@@ -62,15 +64,21 @@ def html_to_text(value: str) -> str:
 
 
 def safe_url(value: str, base: str = "") -> str | None:
-    """An absolute http(s) URL, or None (javascript:, data:, mailto: and junk are dropped)."""
+    """An absolute http(s) URL, or None (javascript:, data:, mailto: and junk are dropped).
+
+    Control characters anywhere, or a host that is not one, make it junk; spaces and the
+    characters RFC 3986 never allows raw (<, >, " ...) are percent-encoded.
+    """
     value = (value or "").strip()
-    if not value or any(c in value for c in "\r\n\x00"):
+    if not value or _URL_CONTROL.search(value):
         return None
     try:
         absolute = urljoin(base, value) if base else value
         parts = urlsplit(absolute)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname \
+            or _URL_UNSAFE.search(parts.netloc):
         return None
-    return absolute
+    return _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), absolute)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_CHARS = 20_000
 # A date further ahead than this is a broken clock, not news from the future.
 MAX_FUTURE = timedelta(days=2)
+# A numeric character reference: &#55296; or &#xD800; (the ; is optional to the loose parser).
+_CHARREF = re.compile(rb"&#([xX][0-9a-fA-F]{1,32}|[0-9]{1,32})")
 
 
 def parse_feed(body: bytes, headers: dict[str, str] | None = None) -> feedparser.FeedParserDict:
@@ -36,13 +39,33 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None) -> feedparser
         raise SourceError("not a feed: the response was empty", retryable=False)
     kept = {k.lower(): v for k, v in (headers or {}).items()
             if k.lower() in ("content-type", "content-language")}
-    parsed = feedparser.parse(body, response_headers=kept, sanitize_html=True)
+    try:
+        parsed = feedparser.parse(_defuse_charrefs(body), response_headers=kept,
+                                  sanitize_html=True)
+    except (ValueError, UnicodeError, OverflowError) as exc:
+        # feedparser's loose parser still trips on inputs _defuse_charrefs cannot reach
+        # (UTF-16 documents); this is the feed's fault, not a bug of ours.
+        raise SourceError(f"not a feed: the parser failed: {type(exc).__name__}: "
+                          f"{str(exc)[:200]}", retryable=False) from None
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise SourceError(f"not a feed: {str(reason)[:200]}", retryable=False)
     if parsed.bozo:
         log.info("feed has problems but is readable: %s", str(parsed.bozo_exception)[:200])
     return parsed
+
+
+def _defuse_charrefs(body: bytes) -> bytes:
+    """Replace character references to no character (surrogates, beyond U+10FFFF) with
+    U+FFFD: feedparser's loose parser raises on them, which would lose the whole feed."""
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        ref = match.group(1)
+        code = int(ref[1:], 16) if ref[:1] in (b"x", b"X") else int(ref)
+        return match.group(0) if code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF \
+            else b"&#65533"
+
+    return _CHARREF.sub(fix, body) if b"&#" in body else body
 
 
 def entry_key(entry: dict[str, Any]) -> str | None:

@@ -1,0 +1,339 @@
+"""The vocabulary of successor chatter: the cue words and phrases behind the rule in
+LABELING.md (relaunch, replacement, migration, warnings), and the contexts that cancel them
+(takedown-only news, outages, archives, other senses of the names).
+
+Phrases are matched on word tokens, not with one regular expression per category: a text is
+tokenised once and every token is looked up in a dictionary, which is what keeps scoring fast.
+Phrase syntax: words separated by spaces; `word*` matches any word starting with `word`;
+`a|b|c` matches any of the alternatives at that position. Apostrophes and hyphens split words,
+so "hasn't" is written "hasn t" and "re-launch" is "re launch".
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+DARKNET, MARKET_NEAR, RELAUNCH, REPLACEMENT, MIGRATION, WARNING, TAKEDOWN, EXIT, OUTAGE, \
+    NEGATED, ARCHIVE, STATS, OTHER_SENSE = range(13)
+SUCCESSION = (RELAUNCH, REPLACEMENT, MIGRATION)
+
+VOCABULARY: dict[int, tuple[str, ...]] = {
+    # Text about the darknet at all: an ambiguous name ("Empire", "Dream") counts as a market
+    # only when something like this is in the same text.
+    DARKNET: (
+        "darknet*", "dark net*", "darkweb*", "dark web*", "deepweb", "deep web", "dnm", "dnms",
+        "tor", "onion*", "hidden service*", "cryptomarket*", "crypto market|markets",
+        "black market|markets", "drug market*|site|sites", "vendor|vendors", "escrow", "exit scam*",
+        "exitscam*", "pgp", "monero", "xmr", "bitcoin*", "btc", "dread", "dpr",
+        "dread pirate roberts", "fbi", "europol", "dea", "bka", "law enforcement", "i2p", "opsec",
+        "drug|drugs", "narcotic*", "fentanyl", "cocaine", "heroin", "mdma", "carding", "cannabis",
+        "weed", "marketplace|marketplaces", "mirror|mirrors", "deepdotweb", "darknetlive",
+        "dark fail", "tails", "whonix", "даркнет*", "маркетплейс*", "наркот*", "закладк*",
+        "площадк*", "клад|клады|кладов|кладам|кладмен*", "зеркал*", "магазин*",
+    ),
+    # Words that make a nearby capitalised word look like a market name ("Nemesis is back",
+    # "vendors on Kingdom"): checked in a window around an ambiguous single-word name.
+    MARKET_NEAR: (
+        "market*", "dnm", "dnms", "site|sites", "shop|shops", "vendor*", "admin|admins", "mod|mods",
+        "user|users", "buyer|buyers", "listing|listings", "escrow", "exit*", "scam*", "seiz*",
+        "takedown", "taken down", "shut", "busted", "down", "back", "relaunch*", "mirror*",
+        "link|links", "onion*", "launch*", "reopen*", "clos*", "gone", "mov*", "migrat*",
+        "refugee*",
+        "successor*", "replac*", "deposit*", "withdraw*", "darknet*", "dark web", "darkweb",
+        "honeypot*", "phishing", "рынок*", "рынк*", "площадк*", "магазин*", "сайт*", "закры*",
+        "переш*", "пользовател*", "продав*", "покупател*", "даркнет*",
+    ),
+    # A market that comes back, or a new one that takes over: the positive half of the rule.
+    RELAUNCH: (
+        "relaunch*", "re launch*", "reopen*", "re open*", "is|are|s|be|been|was|were back",
+        "is|are|s|been|was now|finally|officially|already back", "is|are up",
+        "come|comes|coming|came back",
+        "comeback*", "return|returns|returned|returning", "reborn", "re born", "resurrect*",
+        "reviv*", "risen", "rise|rises|rose again", "rises|rose once more", "risen again",
+        "from the dead|grave|ashes", "new life", "reloaded", "2 0", "3 0", "4 0", "v2", "v3", "v4",
+        "rebrand*", "resurfac*", "re emerg*", "reemerg*", "back up", "up again", "alive again",
+        "second coming", "same admin|admins|team|name|brand|layout|operator|operators",
+        "old admin|admins|team|staff|crew", "former admin|admins|staff|mod|mods|moderators",
+        "went|go|goes live", "is live", "now live", "opens|open for business", "opens up",
+        "opens its doors", "new beginning", "reboot*", "restart*", "вернул*", "возвращ*",
+        "перезапуск*", "возрожд*", "запуст*",
+    ),
+    REPLACEMENT: (
+        "successor*", "succeed*", "replac*", "in its|their|his place",
+        "take|takes its|their|the place",
+        "took its|their|the place", "fill|fills|filled|filling the|its|that|their|this "
+        "gap|void|vacuum|shoes|hole", "vacuum", "void|gap|hole left", "heir|heirs", "copycat*",
+        "copy cat*", "clone|clones", "imitator*", "follow up", "followup",
+        "next big|top|biggest|largest",
+        "alternative|alternatives", "step|steps|stepped in|up", "swoop* in",
+        "pick|picked up the pieces",
+        "take|takes|taking over", "took over", "absorb*", "inherit*", "then came", "in the wake of",
+        "after|following the fall|demise|death|seizure|takedown|bust|closure|shutdown|collapse|exit"
+        "|loss|end|raid",
+        "new market|markets|marketplace|marketplaces|site|sites|dnm|shop|shops|home|platform",
+        "new kid|kids", "popped up", "pop|pops|popping up", "sprang|spring|sprung up", "sprouted",
+        "crop|cropped|crops up", "emerged", "emerges", "emerging", "spin off", "spinoff",
+        "partner market|site", "is the new", "the next", "but better", "scrambl*", "crop of",
+        "in the aftermath", "post era|world|landscape|scene", "grew after", "grew out of",
+        "pick|picks up the|its|their", "last market|markets|ones|one|site|sites standing",
+        "still standing", "left standing", "lifeboat", "stranded", "homeless", "orphaned",
+        "pour* in", "newcomer|newcomers", "up and comer*", "upandcomer*", "fork|forks|forked",
+        "sister market|site", "преемник*", "замен*", "наследник*", "нов* площадк*|рын*|маркет*",
+    ),
+    MIGRATION: (
+        "migrat*", "move|moved|moves|moving to", "move|moved|moves|moving over|on to",
+        "move|moved|moving over", "switch* to", "switch* over to", "flock*", "flee|fled|fleeing",
+        "exodus", "refugee|refugees", "displaced", "influx", "jump* ship", "jump* to",
+        "head|headed|heading to", "head|headed|heading over to", "went to", "went over to",
+        "go|going to now", "where to|do|should|is|are|did|does|can", "where s everyone",
+        "which market|one|site|dnm", "what market|site|dnm|now", "any good alternatives|markets",
+        "any other alternatives|markets", "any alternatives|markets", "where now", "new plug",
+        "relist*", "set|sets|setting up shop", "ended up on", "retreat* to", "relocat*",
+        "landed on|at|in",
+        "reappear*", "pivot* to", "scatter*", "onboard*", "now on", "next place|stop|home|spot",
+        "recs", "recommend*", "bouncing between", "followed the crowd", "followed them|him|her",
+        "se fueron", "traffic to", "traffic is pouring", "leaving", "stick|sticking to|with",
+        "stay|staying on", "welcom*", "drift* to", "переш*", "переезд*", "перетек*", "переезжа*",
+        "переех*", "ушли на",
+    ),
+    # The warning half: a successor or mirror said to be a scam, phishing clone or honeypot.
+    WARNING: (
+        "phish*", "honeypot*", "honey pot*", "scam link|links|mirror|mirrors|site|sites",
+        "fake link|links|mirror|mirrors|site|sites|market|markets|version|versions|onion|onions"
+        "|clone|clones", "run by the feds|police|le|fbi|cops", "run by feds|police|le|fbi|cops",
+        "le run", "steal* your|their|my", "don t trust", "dont trust", "do not trust", "stay away",
+        "avoid", "impostor*", "imposter*", "fed|feds site|trap", "sting", "trap", "фишинг*",
+        "ловушк*", "мошенни*",
+    ),
+    # The negative half: news about the darknet that is not about succession.
+    TAKEDOWN: (
+        "seiz*", "takedown", "taken down", "shut|shuts|shutting down", "busted", "arrest*",
+        "sentenc*", "indict*", "charged", "raid*", "extradit*", "convict*", "pleaded", "plead",
+        "pleads", "prison", "custody", "jail*", "court", "trial", "operation", "prosecut*",
+        "dismantl*", "изъя*", "арест*", "задерж*", "приговор*", "суд",
+    ),
+    EXIT: (
+        "exit scam*", "exitscam*", "vanish*", "disappear*", "went dark", "gone dark", "ran off",
+        "run off", "rug pull*", "rugpull*", "rugged", "exited",
+    ),
+    OUTAGE: (
+        "ddos*", "maintenance", "outage*", "downtime", "technical issues|difficulties|problems",
+        "temporar*", "server issues|problems", "back online", "up and running", "hiccup*", "lag*",
+        "лежал*", "лагает", "ддос*",
+    ),
+    NEGATED: (
+        "no successor|replacement|relaunch|return|comeback",
+        "not|never|hasn|haven|won|isn|wasn|didn relaunch*|resurfac*|return*|back|reopen*|replac*"
+        "|reappear*",
+        "not|never|hasn|haven|won|isn|wasn|didn t relaunch*|resurfac*|return*|back|reopen*|replac*"
+        "|reappear*|come|coming|came",
+        "has|have|had not been|yet relaunch*|resurfac*|return*|reopen*|replac*|reappear*",
+        "not|never coming|come|came back", "no sign of a|any return|successor|relaunch|comeback",
+        "no sign of return|successor|relaunch|comeback", "for good", "dead and gone",
+        "не вернётся", "не вернется",
+    ),
+    ARCHIVE: ("archiv*", "data dump|dumps", "datadump*", "dump|dumps", "scrape|scraped|scrapes",
+              "wayback", "snapshot*", "backup*", "dataset*"),
+    STATS: ("percent", "per cent", "million|millions", "billion|billions", "statistic*",
+            "estimat*", "study", "research*", "report*", "survey*", "share of"),
+    # Other senses of the names and of "market ... is back".
+    OTHER_SENSE: (
+        "trade route|routes", "caravan*", "dynast*", "merchant*", "belt and road", "hanse*",
+        "league", "stock|stocks", "stock market|exchange", "investor*", "share|shares", "nasdaq",
+        "dow", "equity", "equities", "retail*", "store|stores", "holiday market", "farmers market",
+        "pop up", "popup", "nft|nfts", "token|tokens", "startup*", "brand*", "app|apps",
+        "social network*", "film*", "movie|movies", "sequel*", "video game*", "videogame*",
+        "album|albums", "band", "tour", "football", "club", "season", "roman", "mongol*", "ottoman",
+        "medieval", "century", "centuries", "histor*", "software", "browser", "update",
+        "company", "companies", "ceo", "reunion", "concert*", "festival*",
+    ),
+}
+
+_WORD = re.compile(r"[^\W_]+")
+_VERSION = re.compile(r"\b\d\.0\b|\bv[2-9]\b")
+_QUESTION = re.compile(r"\b(?:where|which|what|any|anyone|anybody|who|куда|какую|какой|что)\b"
+                       r"[^.?!]{0,80}\?")
+_PERCENT = re.compile(r"\d\s?%")
+_NEGATION_WORD = re.compile(r"\b(?:not|never|neither|nor|no longer)\b|n[’']t\b")
+# Negation a few words before a return ("neither ... has resurfaced", "did not come back").
+_NEGATED_RETURN = re.compile(
+    r"\b(?:not|never|neither|nor|no longer|hasn't|haven't|won't|isn't|wasn't|didn't|hasn’t"
+    r"|won’t|isn’t|didn’t)\b[^.;!?]{0,60}?\b(?:resurfac\w*|relaunch\w*|return\w*|reopen\w*"
+    r"|c[oa]me back|coming back|reappear\w*|reviv\w*|be back)")
+
+# Relations between a masked market name ("mkt") and the words around it; these run on the
+# masked text, and only when it holds a market.
+TO_MARKET = re.compile(
+    r"\b(?:mov|migrat|switch|flock|head|went|go|gone|jump|fled|flee|shift|pivot|retreat|relocat"
+    r"|drift|flood|pour|turn|return|came|come|push|sent|send|took|tak|leav|left|landed|ended)\w*"
+    r"\s+(?:[\w']+\s+){0,4}?(?:to|onto|into|towards|over to|on to|for)\s+(?:the\s+)?(?:new\s+)?"
+    r"mkt\b")
+FROM_MARKET = re.compile(r"\b(?:from|ex-|former|old|original|seized|dead)\s*(?:the\s+)?mkt\b"
+                         r"|\bmkt(?:'s)?\s+(?:refugees|exiles|diaspora|crowd)\b")
+ON_MARKET_NOW = re.compile(r"\b(?:on|at|using)\s+mkt\s+now\b|\bnow\s+(?:on|at|using)\s+mkt\b"
+                           r"|\bmkt\s+now\b")
+MARKET_FATE = re.compile(
+    r"\bmkt(?:'s)?\b[^.!?]{0,30}\b(?:seiz\w*|clos\w*|shut\w*|down|gone|dead|exit\w*|vanish\w*"
+    r"|fold\w*|retir\w*|busted|raided|offline|went under|went dark|disappear\w*|died|fell|rip)"
+    r"|\b(?:fall|demise|death|closure|seizure|takedown|bust|collapse|shutdown|exit|end|loss)"
+    r"\s+of\s+(?:the\s+)?mkt\b")
+MARKET_ARRIVES = re.compile(
+    r"\bmkt(?: ver)?\s+(?:\w+\s+)?(?:rises|rising|has risen|is here|arrives|is up|is live|is back"
+    r"|is open|opens|launches|launched|debuts|emerges|returns|went live|goes live|comes back"
+    r"|resurfaces|reappears|is online|reopens|reopened|relaunch\w*)\b")
+MARKET_LIST = re.compile(r"\bmkt(?: ver)?\s*(?:,|/|and|or)\s*(?:and\s+|or\s+)?mkt\b")
+VERSIONED = re.compile(r"\bmkt ver\b")
+
+
+def _expand(phrase: str) -> list[tuple[str, ...]]:
+    slots = [word.split("|") for word in _WORD_SPLIT.findall(phrase)]
+    return [tuple(words) for words in itertools.product(*slots)]
+
+
+_WORD_SPLIT = re.compile(r"[^\s]+")
+
+
+def _normalise(word: str) -> str:
+    star = word.endswith("*")
+    tokens = _WORD.findall(word.lower())
+    return " ".join(tokens) + ("*" if star else "")
+
+
+class _Index:
+    """First word of every phrase -> (the phrase's words, category)."""
+
+    def __init__(self, vocabulary: dict[int, tuple[str, ...]]) -> None:
+        self.exact: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        self.prefix: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for category, phrases in vocabulary.items():
+            for phrase in phrases:
+                for words in _expand(phrase):
+                    # "hasn't" and "re-launch" become two words, as the tokeniser sees them.
+                    split: list[str] = []
+                    for word in words:
+                        split.extend(_normalise(word).split(" "))
+                    first = split[0]
+                    rest = tuple((w.rstrip("*"), w.endswith("*")) for w in split[1:])
+                    entry = (rest, category)
+                    if first.endswith("*"):
+                        self.prefix.setdefault(first[:-1], []).append(entry)
+                    else:
+                        self.exact.setdefault(first, []).append(entry)
+        self.lengths = sorted({len(p) for p in self.prefix})
+
+
+_INDEX = _Index(VOCABULARY)
+
+
+@dataclass
+class Scan:
+    """Where each cue category matched in one text: (start, end, category) in characters."""
+
+    matches: list[tuple[int, int, int]]
+    question: bool
+    version: bool
+    percent: bool
+    tokens: list[tuple[int, int, str]]  # the lower-cased words, for the market extractor
+
+    def counts(self, outside: Iterable[tuple[int, int]] = ()) -> list[int]:
+        """Matches per category (indexed by the category constants), outside the spans."""
+        spans = list(outside)
+        totals = [0] * len(VOCABULARY)
+        for s, e, c in self.matches:
+            if not spans or not any(s < b and a < e for a, b in spans):
+                totals[c] += 1
+        return totals
+
+    def count(self, category: int, outside: Iterable[tuple[int, int]] = ()) -> int:
+        spans = list(outside)
+        return sum(1 for s, e, c in self.matches if c == category
+                   and not any(s < b and a < e for a, b in spans))
+
+    def has(self, category: int, lo: int = 0, hi: int | None = None,
+            outside: Iterable[tuple[int, int]] = ()) -> bool:
+        spans = list(outside)
+        for s, e, c in self.matches:
+            if c == category and s >= lo and (hi is None or e <= hi) and not any(
+                    s < b and a < e for a, b in spans):
+                return True
+        return False
+
+    def succession(self, outside: Iterable[tuple[int, int]] = ()) -> bool:
+        spans = list(outside)
+        return any(c in SUCCESSION and not any(s < b and a < e for a, b in spans)
+                   for s, e, c in self.matches)
+
+
+def scan(lowered: str) -> Scan:
+    """Every cue in a lower-cased text, with character offsets."""
+    tokens = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(lowered)]
+    count = len(tokens)
+    matches = []
+    for i, (start, end, word) in enumerate(tokens):
+        entry = _CACHE.get(word)
+        if entry is None:
+            entry = _candidates(word)
+        singles, by_second, others = entry
+        for category in singles:
+            matches.append((start, end, category))
+        if i + 1 >= count or not (by_second or others):
+            continue
+        second = tokens[i + 1][2]
+        for rest, category in (*by_second.get(second, ()), *others):
+            last = i + len(rest)
+            if last >= count:
+                continue
+            for k, (text, is_prefix) in enumerate(rest, i + 1):
+                other = tokens[k][2]
+                if not (other.startswith(text) if is_prefix else other == text):
+                    break
+            else:
+                matches.append((start, tokens[last][1], category))
+    if _NEGATION_WORD.search(lowered):
+        matches.extend((m.start(), m.end(), NEGATED) for m in _NEGATED_RETURN.finditer(lowered))
+    version = bool(_VERSION.search(lowered))
+    if version:
+        matches.extend((m.start(), m.end(), RELAUNCH) for m in _VERSION.finditer(lowered))
+    return Scan(matches, "?" in lowered and bool(_QUESTION.search(lowered)), version,
+                "%" in lowered and bool(_PERCENT.search(lowered)), tokens)
+
+
+# Word -> (categories of one-word cues it is, phrases that may start with it keyed by their
+# second word, phrases whose second word is a prefix). Words repeat across texts, so each
+# is resolved once; the cache stops growing at a size that costs a few megabytes.
+_CACHE: dict[str, tuple] = {}
+_CACHE_MAX = 200_000
+
+
+def _candidates(word: str) -> tuple:
+    found = list(_INDEX.exact.get(word, ()))
+    for length in _INDEX.lengths:
+        if length > len(word):
+            break
+        found.extend(_INDEX.prefix.get(word[:length], ()))
+    singles = tuple(category for rest, category in found if not rest)
+    by_second: dict[str, list] = {}
+    others = []
+    for rest, category in found:
+        if not rest:
+            continue
+        text, is_prefix = rest[0]
+        if is_prefix:
+            others.append((rest, category))
+        else:
+            by_second.setdefault(text, []).append((rest, category))
+    result = (singles, by_second, tuple(others))
+    if len(_CACHE) < _CACHE_MAX:
+        _CACHE[word] = result
+    return result
+
+
+def any_succession(lowered: str) -> bool:
+    return scan(lowered).succession()
+
+
+def count(pattern: re.Pattern[str], text: str) -> int:
+    return len(pattern.findall(text))
