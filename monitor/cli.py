@@ -24,6 +24,7 @@ from .errors import MonitorError
 from .logs import setup_logging
 from .resources import example_config
 from .tables import render_table, short_time
+from .text import is_loopback
 
 
 class App:
@@ -445,7 +446,7 @@ def serve_command(app: App, host: str, port: int) -> None:
     app.db.close()  # creates the file, schema and views if needed; Datasette reads it
     path = app.config.db_path
     serving.check_port(host, port)
-    if not serving.is_loopback(host):
+    if not is_loopback(host):
         app.echo(f"warning: serving on {host}: anyone who can reach it can read the database",
                  err=True)
     app.echo(f"Serving {path} read-only at http://{host}:{port}/ (Ctrl-C stops)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -202,8 +204,26 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _reason(exc: BaseException) -> str:
+    """A short human reason from requests' nested urllib3 exceptions."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        if isinstance(inner, socket.gaierror):
+            return "DNS lookup failed (no such host, or no network)"
+        if isinstance(inner, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(inner, ConnectionResetError):
+            return "connection reset by the server"
+        if isinstance(inner, ssl.SSLError):
+            return f"TLS error: {inner.reason or inner}"[:300]
+        nested = getattr(inner, "reason", None)
+        if not isinstance(nested, BaseException) and inner.args and isinstance(
+                inner.args[0], BaseException):
+            nested = inner.args[0]
+        inner = nested if isinstance(nested, BaseException) else (
+            inner.__cause__ or inner.__context__)
     text = str(exc)
-    # requests nests urllib3 reprs; keep the innermost human part short.
     if "Caused by" in text:
         text = text.rsplit("Caused by", 1)[1].strip(" ()'\"")
     return text[:300]

@@ -5,7 +5,6 @@ Nothing here knows about digests; `digest.py` decides what to send and when to r
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import smtplib
 import ssl
@@ -14,6 +13,7 @@ from email.message import EmailMessage
 
 from .config import ENV_SMTP_PASSWORD, SmtpConfig
 from .errors import MonitorError
+from .text import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def send(msg: EmailMessage, smtp: SmtpConfig, *, sender: str, recipients: Sequen
     if smtp.username and not smtp.password:
         raise MailError(f"smtp.username is set but {ENV_SMTP_PASSWORD} is empty",
                         temporary=False)
-    if smtp.username and smtp.security == "none" and not _is_loopback(smtp.host):
+    if smtp.username and smtp.security == "none" and not is_loopback(smtp.host):
         raise MailError(f"smtp: refusing to send the password to {smtp.host} without TLS "
                         "(set security = \"starttls\" or \"ssl\")", temporary=False)
     where = f"{smtp.host}:{smtp.port}"
@@ -120,12 +120,3 @@ def describe_refused(refused: dict[str, tuple[int, bytes]]) -> str:
 def _text(reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     return " ".join(text.split())[:300]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

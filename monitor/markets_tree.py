@@ -4,10 +4,11 @@ successor), as text for people or nested JSON for tools.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from .text import string_list
 
 
 @dataclass
@@ -18,18 +19,6 @@ class Node:
     @property
     def name(self) -> str:
         return self.row["name"]
-
-
-def _aliases(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    try:
-        parsed = json.loads(value)
-    except (TypeError, ValueError):
-        return [a.strip() for a in str(value).split(",") if a.strip()]
-    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
 
 
 def _order(node: Node) -> tuple:
@@ -76,7 +65,7 @@ def lineage_of(forest: list[Node], name: str) -> list[Node]:
     wanted = name.strip().lower()
 
     def holds(node: Node) -> bool:
-        names = [node.name.lower(), *(a.lower() for a in _aliases(node.row.get("aliases")))]
+        names = [node.name.lower(), *(a.lower() for a in string_list(node.row.get("aliases")))]
         return wanted in names or any(holds(c) for c in node.successors)
 
     return [root for root in forest if holds(root)]
@@ -124,7 +113,7 @@ def forest_json(forest: list[Node]) -> list[dict[str, Any]]:
             "name": node.name, "status": row.get("status"), "origin": row.get("origin"),
             "launched_at": row.get("launched_at"), "down_at": row.get("down_at"),
             "first_seen_at": row.get("first_seen_at"), "predecessor": row.get("predecessor"),
-            "aliases": _aliases(row.get("aliases")),
+            "aliases": string_list(row.get("aliases")),
             "successors": [as_dict(c) for c in node.successors],
         }
 

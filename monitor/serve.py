@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import json
 import logging
 import socket
@@ -46,15 +45,6 @@ def make_datasette(db_path: Path) -> Any:
 
     return Datasette([str(db_path)], metadata=load_metadata(database_name(db_path)),
                      settings=SETTINGS)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port(host: str, port: int) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import ipaddress
+import json
 import re
 from html.parser import HTMLParser
 from urllib.parse import quote, urljoin, urlsplit
@@ -82,3 +84,26 @@ def safe_url(value: str, base: str = "") -> str | None:
             or _URL_UNSAFE.search(parts.netloc):
         return None
     return _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), absolute)
+
+
+def string_list(value: object) -> list[str]:
+    """A list of names stored as JSON text, a comma-separated string or a list."""
+    if not value:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    try:
+        parsed = json.loads(str(value))
+    except ValueError:
+        return [a.strip() for a in str(value).split(",") if a.strip()]
+    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: traffic that never leaves the machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -20,15 +20,14 @@ set; see tests/test_intel.py for the figures the tests hold it to.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlite_utils import Database
 
 from .. import store
+from ..text import string_list
 
 _OBJECTS = (r"links?|urls?|mirrors?|sites?|websites?|onions?|address(?:es)?|clones?|cop(?:y|ies)"
             r"|versions?|markets?|marketplaces?|fronts?|domains?|pages?|logins?")
@@ -151,25 +150,13 @@ def _target(lowered: str, hits: list[tuple[int, int, str]], start: int, end: int
     return None
 
 
-def _aliases(value: Any) -> list[str]:
-    if not value:
-        return []
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    try:
-        parsed = json.loads(value)
-    except (TypeError, ValueError):
-        return [a.strip() for a in str(value).split(",") if a.strip()]
-    return [str(v) for v in parsed] if isinstance(parsed, list) else [str(parsed)]
-
-
 def mark(db: Database, item_ids: Sequence[str]) -> int:
     """Store a `warning` mention for each market these items warn about; return how many
     were new."""
     items = store.intel_items(db, item_ids)
     mentions = store.item_mentions(db, [i["id"] for i in items])
     named = {m["market"] for rows in mentions.values() for m in rows}
-    aliases = {name: _aliases(row.get("aliases"))
+    aliases = {name: string_list(row.get("aliases"))
                for name, row in store.markets_by_name(db, named).items()}
     rows = []
     for item in items:
