@@ -449,6 +449,10 @@ def _handler(fake: FakeReddit) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
+            if self.headers.get("Connection", "").lower() == "close":
+                # Say so, or the client may reuse a socket this server is about to close.
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(body)
 

@@ -229,7 +229,7 @@ def test_a_lock_held_past_the_busy_timeout_is_an_error_and_nothing_is_lost(
     store.open_db(config.db_path).close()
     holders: list[subprocess.Popen] = []
     config = feed_config(local_server, write_config, handler=hold_lock_while_fetching(
-        config.db_path, rss(120), 4, holders))
+        config.db_path, rss(120), 6, holders))
 
     first = collect_once(config)
     holders[0].wait(30)
