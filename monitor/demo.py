@@ -16,15 +16,21 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlite_utils import Database
 
 from . import pipeline, store
+from .collect.base import Source
 from .config import Config, config_from_dict
 from .errors import MonitorError
 from .sample import Playback, SampleServer, Scenario, load_scenario, week_shift
 from .timeutil import iso, utcnow
+
+if TYPE_CHECKING:
+    from .classify.model import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +97,7 @@ def run_demo(directory: Path, *, now: datetime | None = None,
     log; they are in the result, the report and the digest.
     """
     started = time.monotonic()
-    now = now or utcnow()
+    now = (now or utcnow()).astimezone(UTC)
     directory = directory.resolve()
     db_path, config_path, digest_path = paths(directory)
     scenario = load_scenario()
@@ -115,7 +121,7 @@ def run_demo(directory: Path, *, now: datetime | None = None,
             result = _finish(db, config, scenario, now)
         finally:
             db.close()
-    digest_path.write_text(result.pop("html"), encoding="utf-8")
+    _write(digest_path, result.pop("html"))
     write_config(config_path, db_path)
     return DemoResult(db_path=db_path, config_path=config_path, digest_path=digest_path,
                       collections=len(times), requests=server.requests, trained=trained,
@@ -159,12 +165,15 @@ def demo_config(scenario: Scenario, server: SampleServer, db_path: Path,
 def write_config(config_path: Path, db_path: Path) -> None:
     """demo.toml: the demo database for the other commands (no sources: they were local)."""
     db = db_path.name if db_path.parent == config_path.parent else str(db_path)
-    text = _CONFIG_TEXT.format(config=config_path.name, db=db, timezone=TIMEZONE,
-                               recipients=json.dumps(RECIPIENTS), sender=SENDER)
+    _write(config_path, _CONFIG_TEXT.format(config=config_path.name, db=db, timezone=TIMEZONE,
+                                            recipients=json.dumps(RECIPIENTS), sender=SENDER))
+
+
+def _write(path: Path, text: str) -> None:
     try:
-        config_path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise MonitorError(f"{config_path}: cannot write: {exc.strerror}") from None
+        raise MonitorError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 # --- what the demo prints ------------------------------------------------------------------
@@ -209,6 +218,8 @@ def render_next_steps(result: DemoResult, cwd: Path) -> str:
         f"  {digest:<24} the digest of {result.week} as it would be mailed: open "
         f"{result.digest_path.as_uri()}",
         f"  {config:<24} a config for the demo database",
+        f"  {_shown(result.db_path.parent / 'models', cwd) + '/':<24} the trained classifier, "
+        "reused by the next run",
         "Explore it:",
         f"  monitor serve {flag}       Datasette at http://127.0.0.1:8001/ (Ctrl-C stops)",
         f"  monitor report {flag}      the report above",
@@ -246,8 +257,8 @@ def _clear(db_path: Path) -> None:
                                f"{exc.strerror}") from None
 
 
-def _prepare(db: Any, config: Config, scenario: Scenario, playback: Playback
-             ) -> tuple[Any, bool]:
+def _prepare(db: Database, config: Config, scenario: Scenario, playback: Playback
+             ) -> tuple[Classifier, bool]:
     """The gazetteer, the sample's own (invented) events, and the model: loaded from next to
     the database, or trained now. Returns (classifier, trained)."""
     from .classify import apply
@@ -262,7 +273,7 @@ def _prepare(db: Any, config: Config, scenario: Scenario, playback: Playback
     return apply.current_classifier(db, config.db_path)
 
 
-def _collect_once(db: Any, config: Config, sources: list, classifier: Any,
+def _collect_once(db: Database, config: Config, sources: list[Source], classifier: Classifier,
                   moment: datetime) -> None:
     """One collection at `moment`, then what the pipeline's hook does with the new items:
     classify them and run the successor intelligence, all at that moment."""
@@ -272,13 +283,14 @@ def _collect_once(db: Any, config: Config, sources: list, classifier: Any,
     new_ids: list[str] = []
     pipeline.collect(db, sources, now=moment, concurrency=config.http.concurrency,
                      on_new=lambda _db, ids, _now: new_ids.extend(ids))
+    log.debug("demo collection at %s: %d new items", iso(moment), len(new_ids))
     if new_ids:
         apply.classify_items(db, new_ids, classifier, threshold=config.classifier.threshold,
                              now=moment)
         intel.after_classify(db, new_ids, moment, config.alerts)
 
 
-def _finish(db: Any, config: Config, scenario: Scenario, now: datetime) -> dict[str, Any]:
+def _finish(db: Database, config: Config, scenario: Scenario, now: datetime) -> dict[str, Any]:
     from . import digest
     from . import report as reporting
     from .intel import takedown

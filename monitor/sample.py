@@ -166,7 +166,7 @@ class Thing:
 
 
 class Playback:
-    """The sample as it stood at a moment: feeds and Reddit listings, dates moved by `shift`."""
+    """The sample with every date moved by `shift`, served as of any moment (a clock)."""
 
     def __init__(self, scenario: Scenario, shift: timedelta) -> None:
         self.scenario = scenario
@@ -251,7 +251,7 @@ class Playback:
         link = WEB + data["permalink"]
         if thing.kind == "t3":
             content = (f'{markdown_html(data.get("selftext", ""))} &#32; submitted by &#32; '
-                       f'<a href="{WEB}/user/{author}"> /u/{author} </a> <br/> '
+                       f'<a href="{WEB}/user/{esc(author)}"> /u/{esc(author)} </a> <br/> '
                        f'<span><a href="{link}">[link]</a></span> &#32; '
                        f'<span><a href="{link}">[comments]</a></span>')
             title = data.get("title", "")

@@ -55,3 +55,14 @@ def fresh_db(tmp_path: Path):
     db = store.open_db(tmp_path / "fresh.db")
     yield db
     db.close()
+
+
+# --- the installed package (tests/test_wheel.py, tests/test_readme.py) ---------------------
+
+@pytest.fixture(scope="session")
+def wheel_run(tmp_path_factory):
+    """The wheel built from a clean copy of the checkout, installed in a fresh virtualenv,
+    and `monitor demo` run from it: done once, recorded (tests/install_helpers.py)."""
+    from tests.install_helpers import install_wheel
+
+    return install_wheel(tmp_path_factory.mktemp("wheel"))
