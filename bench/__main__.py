@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ORDER = ("ingest", "steady", "classify", "queries", "memory")
+_CHILD = "MONITOR_BENCH_CHILD"
 
 
 def available() -> list[str]:
@@ -50,10 +51,12 @@ def main(argv: list[str]) -> int:
             json_path = argv.pop(0)
         else:
             rest.append(arg)
-    info = _common.machine()
-    print(f"machine: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info['memory']}; "
-          f"Python {info['python']}, SQLite {info['sqlite']}; load average "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
+    child = os.environ.get(_CHILD) == "1"  # started by a full run, which printed all this
+    if not child:
+        info = _common.machine()
+        print(f"machine: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info['memory']}; "
+              f"Python {info['python']}, SQLite {info['sqlite']}; load average "
+              f"{os.getloadavg()[0]:.1f}", flush=True)
     chosen = chosen or names
     # A full run gives each benchmark a process of its own, so that one's memory and caches
     # do not colour the next (the memory benchmark reads the resident set).
@@ -61,14 +64,16 @@ def main(argv: list[str]) -> int:
     status, merged = 0, []
     for name in chosen:
         started = time.perf_counter()
-        print(f"\n== {name}", flush=True)
+        if not child:
+            print(f"\n== {name}", flush=True)
         if alone:
             code, reports = _in_child(name, rest)
             status, merged = max(status, code), merged + reports
         else:
             module = importlib.import_module(f"bench.{name}")
             status = max(status, int(module.main(list(rest)) or 0))
-        print(f"({name}: {time.perf_counter() - started:.1f}s)", flush=True)
+        if not child:
+            print(f"({name}: {time.perf_counter() - started:.1f}s)", flush=True)
     if json_path:
         _common.write_json(json_path, _common.REPORTS, merged)
     return status
@@ -78,7 +83,8 @@ def _in_child(name: str, options: list[str]) -> tuple[int, list[dict]]:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         out = Path(tmp) / "figures.json"
         code = subprocess.run([sys.executable, "-m", "bench", name, *options, "--json",
-                               str(out)], cwd=Path(__file__).resolve().parents[1]).returncode
+                               str(out)], cwd=Path(__file__).resolve().parents[1],
+                              env={**os.environ, _CHILD: "1"}).returncode
         reports = json.loads(out.read_text())["reports"] if out.exists() else []
     return code, reports
 
