@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -384,13 +385,13 @@ class FeedServer:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "bench._feeds", json.dumps(asdict(self.spec))],
             cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self._proc.stdout is not None
+        out = typing.cast(typing.TextIO, self._proc.stdout)  # a pipe: asked for above
         # Readiness: the child prints its ports once every socket listens.
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            ready, _, _ = select.select([self._proc.stdout], [], [], 0.5)
+            ready, _, _ = select.select([out], [], [], 0.5)
             if ready:
-                line = self._proc.stdout.readline()
+                line = out.readline()
                 if line.startswith("READY "):
                     self.ports = json.loads(line[6:])
                     return self
