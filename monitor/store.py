@@ -611,13 +611,18 @@ def intel_items(db: Database, item_ids: Sequence[str]) -> list[dict[str, Any]]:
 
 def add_mentions(db: Database, rows: Sequence[dict[str, Any]]) -> int:
     """Insert (item_id, market, surface, role) rows not stored yet; return how many were."""
+    return _insert_missing(db, "mentions", ("item_id", "market", "surface", "role"), rows)
+
+
+def _insert_missing(db: Database, table: str, columns: Sequence[str],
+                    rows: Sequence[dict[str, Any]]) -> int:
+    """Insert the rows whose key is not stored yet (one transaction); return how many were."""
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)}) "
+           "ON CONFLICT DO NOTHING")
     added = 0
     with db.atomic():
         for row in rows:
-            added += db.execute(
-                "INSERT INTO mentions (item_id, market, surface, role) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [row["item_id"], row["market"], row.get("surface"), row["role"]]).rowcount
+            added += db.execute(sql, [row.get(c) for c in columns]).rowcount
     return added
 
 
@@ -640,15 +645,8 @@ def stated_predecessors(db: Database) -> list[dict[str, Any]]:
 
 def save_lineage_evidence(db: Database, rows: Sequence[dict[str, Any]]) -> int:
     """Insert evidence rows (predecessor, successor, item_id, kind, seen_at) not stored yet."""
-    added = 0
-    with db.atomic():
-        for row in rows:
-            added += db.execute(
-                "INSERT INTO lineage_evidence (predecessor, successor, item_id, kind, seen_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [row["predecessor"], row["successor"], row["item_id"], row["kind"],
-                 row["seen_at"]]).rowcount
-    return added
+    return _insert_missing(db, "lineage_evidence",
+                           ("predecessor", "successor", "item_id", "kind", "seen_at"), rows)
 
 
 def lineage_evidence(db: Database, predecessor: str, successor: str) -> list[dict[str, Any]]:

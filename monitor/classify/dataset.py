@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -21,6 +21,21 @@ from ..errors import MonitorError
 from ..resources import data_dir
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def text_rows(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, dict]]:
+    """(line number, "file:line", row) for each non-blank JSON Lines row with a "text"."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MonitorError(f"{where}: not JSON: {exc.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise MonitorError(f"{where}: each line needs a \"text\" string")
+        yield number, where, row
 
 
 @dataclass(frozen=True)
@@ -47,16 +62,7 @@ def read_jsonl(path: Path, *, require_label: bool = True) -> list[Example]:
         raise MonitorError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise MonitorError(f"{path}: not UTF-8 text") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MonitorError(f"{where}: not JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise MonitorError(f"{where}: each line needs a \"text\" string")
+    for number, where, row in text_rows(lines, str(path)):
         label = row.get("label")
         if require_label and label not in (0, 1, True, False):
             raise MonitorError(f"{where}: \"label\" must be 0 or 1")

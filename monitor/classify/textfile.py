@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from ..errors import MonitorError
 from . import apply
+from .dataset import text_rows
 
 BATCH = 1000
 
@@ -53,15 +54,7 @@ def open_out(path: str) -> Iterator[IO[str]]:
 
 def read_batches(source: IO[str], name: str) -> Iterator[list[tuple[object, str]]]:
     batch: list[tuple[object, str]] = []
-    for number, line in enumerate(source, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MonitorError(f"{name}:{number}: not JSON: {exc.msg}") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise MonitorError(f"{name}:{number}: each line needs a \"text\" string")
+    for number, _where, row in text_rows(source, name):
         batch.append((row.get("id", number), row["text"]))
         if len(batch) >= BATCH:
             yield batch
