@@ -489,7 +489,9 @@ def markets_command(app: App, name: tuple[str, ...], as_json: bool) -> None:
     from .classify import apply
 
     apply.ensure_gazetteer(app.db)  # the known markets, even before anything is classified
-    forest = markets_tree.build_forest(store.market_rows(app.db))
+    rows = markets_tree.with_chatter_lineage(store.market_rows(app.db),
+                                             store.lineage_edges(app.db))
+    forest = markets_tree.build_forest(rows)
     if name:
         wanted = " ".join(name)
         forest = markets_tree.lineage_of(forest, wanted)

@@ -63,6 +63,8 @@ DIGEST_EVERY = 7 * 24 * 3600.0
 # classifier failed) are handed to the classifier at start and then hourly, in batches.
 BACKLOG_EVERY = 3600.0
 BACKLOG_BATCH = 1000
+PRUNE_EVERY = 24 * 3600.0
+PRUNE_BATCH = 5000
 ABANDONED = "abandoned: the daemon stopped before this run finished"
 
 SourcesFactory = Callable[[Config], list[Source]]
@@ -445,6 +447,7 @@ class Daemon:
             if not self._stopping.is_set():
                 self._backlog_job()
                 digests = self._digest_job()
+                self._prune_job()
         except _Abandoned:
             pass
         finally:
@@ -650,6 +653,12 @@ class Daemon:
                 id="classify:backlog", name="classify:backlog", executor="digest",
                 next_run_time=now + timedelta(seconds=2), replace_existing=True,
                 misfire_grace_time=int(BACKLOG_EVERY))
+            # Scheduled even with keep_runs_days = 0: a reload may set it.
+            self._scheduler.add_job(
+                self._prune_job, IntervalTrigger(seconds=PRUNE_EVERY, timezone=UTC),
+                id="prune:runs", name="prune:runs", executor="digest",
+                next_run_time=now + timedelta(seconds=60), replace_existing=True,
+                misfire_grace_time=int(PRUNE_EVERY))
 
     def _schedule_source(self, source: Source, state: dict[str, Any], now: datetime) -> None:
         scheduler = self._scheduler
@@ -778,6 +787,29 @@ class Daemon:
             log.info("classified %d items a crash or failure had left unclassified", len(done))
             self._finish_run(run_id, started, ok=True, seen=len(done), new=len(done))
         return len(done)
+
+    def _prune_job(self) -> int:
+        """Delete collection runs older than database.keep_runs_days, a batch per write so
+        that collection is never held up for long."""
+        days = self.config.database.keep_runs_days
+        if not days or self._stopping.is_set():
+            return 0
+        before = utcnow() - timedelta(days=days)
+        deleted = 0
+        try:
+            while True:
+                with self._db_phase() as db:
+                    n = store.prune_runs(db, before, batch=PRUNE_BATCH)
+                deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        except _Abandoned:
+            pass
+        except sqlite3.Error as exc:
+            log.warning("prune:runs: %s (tried again in a day)", exc)
+        if deleted:
+            log.info("pruned %d runs older than %d days", deleted, days)
+        return deleted
 
     def _heartbeat(self) -> None:
         if self._stopping.is_set():

@@ -1,5 +1,6 @@
 """`monitor markets`: the known and discovered markets as lineage trees (predecessor ->
-successor), as text for people or nested JSON for tools.
+successor), as text for people or nested JSON for tools. A discovered market with no stated
+predecessor hangs under the one the chatter links it to most (monitor.intel.lineage).
 """
 
 from __future__ import annotations
@@ -19,6 +20,38 @@ class Node:
     @property
     def name(self) -> str:
         return self.row["name"]
+
+
+def with_chatter_lineage(rows: Iterable[dict[str, Any]], edges: Iterable[dict[str, Any]]
+                         ) -> list[dict[str, Any]]:
+    """The market rows, with a predecessor from the chatter for discovered markets that
+    state none: the lineage edge seen in the most items (then the earliest).
+
+    Gazetteer markets keep the curated tree; a new name is what the gazetteer cannot place.
+    Each row says where its predecessor came from ("stated" or "chatter") and, for the
+    chatter, in how many items it was seen.
+    """
+    best: dict[str, dict[str, Any]] = {}
+    for edge in edges:
+        if edge["predecessor"] == edge["successor"]:
+            continue
+        key = (-(edge.get("count") or 0), edge.get("first_seen_at") or "", edge["predecessor"])
+        held = best.get(edge["successor"])
+        if held is None or key < held["key"]:
+            best[edge["successor"]] = {"key": key, "edge": edge}
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row.get("predecessor"):
+            row["predecessor_origin"] = "stated"
+        elif row.get("origin") == "discovered" and row["name"] in best:
+            edge = best[row["name"]]["edge"]
+            row.update(predecessor=edge["predecessor"], predecessor_origin="chatter",
+                       evidence_items=edge.get("count") or 0)
+        else:
+            row["predecessor_origin"] = None
+        out.append(row)
+    return out
 
 
 def _order(node: Node) -> tuple:
@@ -88,6 +121,9 @@ def _label(node: Node) -> str:
     if row.get("origin") == "discovered":
         seen = (row.get("first_seen_at") or "")[:10]
         parts.append(f"(discovered{', first seen ' + seen if seen else ''})")
+    if row.get("predecessor_origin") == "chatter":
+        n = row.get("evidence_items") or 0
+        parts.append(f"(after {row['predecessor']} in the chatter: {n} item{'s' * (n != 1)})")
     return "  ".join(parts)
 
 
@@ -113,6 +149,8 @@ def forest_json(forest: list[Node]) -> list[dict[str, Any]]:
             "name": node.name, "status": row.get("status"), "origin": row.get("origin"),
             "launched_at": row.get("launched_at"), "down_at": row.get("down_at"),
             "first_seen_at": row.get("first_seen_at"), "predecessor": row.get("predecessor"),
+            "predecessor_origin": row.get("predecessor_origin"),
+            "evidence_items": row.get("evidence_items"),
             "aliases": string_list(row.get("aliases")),
             "successors": [as_dict(c) for c in node.successors],
         }

@@ -8,12 +8,14 @@ database happens in the calling thread, so SQLite sees a single writer.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
@@ -66,7 +68,9 @@ def in_backoff(state: dict, now: datetime) -> bool:
 
 def build_sources(config: Config, *, gate: HostGate | None = None) -> list[Source]:
     """Every source the config names, sharing one HTTP session and politeness gate."""
-    session = make_session(config.http.user_agent, pool_size=max(10, config.http.concurrency))
+    hosts = {urlsplit(feed.url).netloc.lower() for feed in config.feeds if feed.enabled}
+    session = make_session(config.http.user_agent, pool_size=max(10, config.http.concurrency),
+                           hosts=len(hosts) + 1)  # one more for Reddit
     gate = gate or HostGate(delay=config.http.per_host_delay)
     sources: list[Source] = [FeedSource(feed, session, config.http, gate)
                              for feed in config.feeds if feed.enabled]
@@ -112,18 +116,22 @@ def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = N
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(due))),
                             thread_name_prefix="fetch") as pool:
         pending: dict[Future, tuple[Source, dict, int]] = {}
+        # Each fetch reports its end here: wait(FIRST_COMPLETED) would install and remove a
+        # waiter on every pending future each time, quadratic in the number of sources.
+        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
         with db.atomic():  # one commit for all the run rows, not one each
             run_ids = [store.start_run(db, f"collect:{s.name}", now) for s, _ in due]
         for (source, state), run_id in zip(due, run_ids, strict=True):
-            pending[pool.submit(source.fetch, state, now)] = (source, state, run_id)
+            future = pool.submit(source.fetch, state, now)
+            pending[future] = (source, state, run_id)
+            future.add_done_callback(finished.put)
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                source, state, run_id = pending.pop(future)
-                result = _settle(db, source, state, future, now, run_id, on_new, handed)
-                results.append(result)
-                if progress:
-                    progress(result)
+            future = finished.get()
+            source, state, run_id = pending.pop(future)
+            result = _settle(db, source, state, future, now, run_id, on_new, handed)
+            results.append(result)
+            if progress:
+                progress(result)
             if on_new and sum(r.new for r, _ in handed) >= HOOK_BATCH:
                 _hand_on(db, handed, on_new, now)
                 handed = []
@@ -150,17 +158,23 @@ def _settle(db: Database, source: Source, state: dict, future: Future, now: date
         log.exception("%s: collector crashed", source.name)
         return _fail(db, source, state, now, run_id,
                      f"internal error: {type(exc).__name__}: {exc}")
-    seen = fetched.seen if fetched.seen is not None else len(fetched.items)
+    seen = fetched.seen if fetched.seen is not None else (
+        len(fetched.items) + len(fetched.pending))
     try:
         new_ids = store.record_fetch(
             db, source.name, fetched.items, now, etag=fetched.etag, modified=fetched.modified,
-            cursor=fetched.cursor)
+            cursor=fetched.cursor, pending=fetched.pending)
     except sqlite3.Error as exc:
         # Nothing was committed, validators included: the next cycle fetches it all again.
-        log.error("%s: could not store %d items: %s", source.name, len(fetched.items), exc)
+        log.error("%s: could not store %d items: %s", source.name,
+                  len(fetched.items) + len(fetched.pending), exc)
         _finish(db, run_id, now, ok=False, seen=seen, error=f"database: {exc}")
         return SourceResult(source.name, source.kind, "error", seen=seen,
                             error=f"database: {exc}")
+    except Exception as exc:  # making the pending items failed (rolled back): a collector bug
+        log.exception("%s: collector crashed", source.name)
+        return _fail(db, source, state, now, run_id,
+                     f"internal error: {type(exc).__name__}: {exc}")
     after_store = getattr(fetched, "after_store", None)
     if after_store is not None:
         # Optional: what the fetch learnt beyond its items (Reddit: each subreddit's health),

@@ -137,19 +137,44 @@ def make_hook(config: Config, db: Database, items: Sequence[dict[str, Any]] = ()
 
 
 class _Prescored:
-    """A classifier whose scores for known texts were computed in advance."""
+    """A classifier whose scores and gazetteer mentions for known texts were computed in
+    advance, in one pass of the model per thousand texts: classify_items takes both from
+    score_analysed, so a replayed item's text goes through the market extractor once, as in
+    live collection (a second time only when the names discovered so far could change it)."""
+
+    CHUNK = 1000
 
     def __init__(self, classifier: Any, texts: Sequence[str]) -> None:
         self.classifier = classifier
         self.version = classifier.version
-        unique = list(dict.fromkeys(texts))
-        self.scores = dict(zip(unique, classifier.score(unique), strict=True)) if unique else {}
+        self.known: dict[str, tuple[float, _Found]] = {}
+        self._add(list(dict.fromkeys(texts)))
+
+    def _add(self, texts: list[str]) -> None:
+        for start in range(0, len(texts), self.CHUNK):
+            chunk = texts[start:start + self.CHUNK]
+            scores, analyses = self.classifier.score_analysed(chunk)
+            for text, score, analysis in zip(chunk, scores, analyses, strict=True):
+                # Only what classify_items reads: every analysis whole (its words, its cue
+                # vector) would hold a long replay's texts in memory several times over.
+                self.known[text] = (float(score), _Found(analysis.mentions))
+
+    def score_analysed(self, texts: Sequence[str]) -> tuple[list[float], list[_Found]]:
+        self._add([t for t in dict.fromkeys(texts) if t not in self.known])
+        found = [self.known[t] for t in texts]
+        return [score for score, _ in found], [analysis for _, analysis in found]
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.scores]
-        if missing:
-            self.scores.update(zip(missing, self.classifier.score(missing), strict=True))
-        return [float(self.scores[t]) for t in texts]
+        return self.score_analysed(texts)[0]
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The part of a text's analysis that classify_items uses (the extractor's
+    adds_nothing tokenises the text again when it needs the words)."""
+
+    mentions: list[Any]
+    words: None = None
 
 
 def batches(items: Sequence[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,14 @@ def m005_scale_indexes(db: Database) -> None:
 def m006_takedown_response_joins(db: Database) -> None:
     # The same rows, found by joins (TAKEDOWN_RESPONSE_SQL's `linked`); issue 9.
     db.create_view("takedown_response", TAKEDOWN_RESPONSE_SQL.strip(), replace=True)
+
+
+@migrations()
+def m007_summary_tables(db: Database) -> None:
+    # Issue 9: the aggregating views read summary tables that triggers keep up to date
+    # (SUMMARY_TABLES_SQL below), filled here from the existing rows.
+    create_summaries(db)
+    create_analyst_views(db)
 
 
 def schema_version(db: Database) -> int:
@@ -294,13 +302,17 @@ def write_transaction(db: Database) -> Iterator[Database]:
 
 def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, *,
                  etag: str | None = None, modified: str | None = None,
-                 cursor: str | None = None, keep_validators: bool = False) -> list[str]:
+                 cursor: str | None = None, keep_validators: bool = False,
+                 pending: Sequence[tuple[str, Callable[[], dict | None]]] = ()) -> list[str]:
     """Store new items and the source's success state in one transaction.
 
     Returns the ids of the items that were new. Items already stored are left alone, so a
-    fetch repeated after a crash stores nothing twice.
+    fetch repeated after a crash stores nothing twice. `pending` are (id, make item) in
+    document order, after `items`: only those whose id is not stored are made.
     """
     with write_transaction(db):
+        if pending:
+            items = [*items, *_make_pending(db, pending)]
         _ensure_item_sources(db, name, items)
         new_ids = _insert_new_items(db, name, items)
         state: dict[str, Any] = {
@@ -314,6 +326,25 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
         sets = ", ".join(f"{k} = ?" for k in state)
         db.execute(f"UPDATE sources SET {sets} WHERE name = ?", [*state.values(), name])
     return new_ids
+
+
+def _make_pending(db: Database, pending: Sequence[tuple[str, Callable[[], dict | None]]]
+                  ) -> list[dict]:
+    """The items of the pending entries whose ids are not stored, as entries_to_items would
+    make them (the first entry of an id that gives an item wins)."""
+    ids = list(dict.fromkeys(item_id for item_id, _ in pending))
+    skip = set()
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        skip.update(r[0] for r in db.execute(f"SELECT id FROM items WHERE id IN ({marks})",
+                                             chunk))
+    made: dict[str, dict] = {}
+    for item_id, make in pending:
+        if item_id not in skip and item_id not in made:
+            item = make()
+            if item is not None:
+                made[item_id] = item
+    return list(made.values())
 
 
 def _ensure_item_sources(db: Database, name: str, items: Sequence[dict]) -> None:
@@ -406,6 +437,23 @@ def finish_run(db: Database, run_id: int, now: datetime, *, ok: bool, items_seen
                "error = ? WHERE id = ?",
                [iso(now), int(ok), items_seen, items_new, error[:2000] if error else None,
                 run_id])
+
+
+def prune_runs(db: Database, before: datetime, *, batch: int = 5000) -> int:
+    """Delete up to `batch` finished runs started before `before`; return how many went.
+
+    Each job's first run stays: it tells when a source was first tried (the start of a gap
+    for a source that never succeeded) and when monitor started collecting (the digest's
+    catch-up). Call it until it returns less than `batch`; each call is one short write.
+    """
+    with write_transaction(db):
+        cur = db.execute(
+            "DELETE FROM runs WHERE id IN (SELECT r.id FROM runs r "
+            "WHERE r.started_at < :before AND r.finished_at IS NOT NULL "
+            "AND r.id != (SELECT f.id FROM runs f WHERE f.job = r.job "
+            "ORDER BY f.started_at, f.id LIMIT 1) LIMIT :batch)",
+            {"before": iso(before), "batch": batch})
+    return cur.rowcount
 
 
 # --- meta ----------------------------------------------------------------------------------
@@ -519,40 +567,51 @@ def _chunks(values: list, size: int = _CHUNK) -> Iterable[list]:
 # The times are the items' published_at (when the chatter happened; in `monitor replay` also
 # when it was recorded). Syndicated copies (duplicate_of) never count twice.
 
-# One row per (event, successor): the successor chatter after a takedown. A successor
-# mention counts for an event when the same item names one of the event's markets, or the
-# successor's recorded predecessor (markets.predecessor or a lineage edge) is one of them.
-# share_30d is the successor's part of all the event's successor mentions in 30 days;
-# daily_30d a JSON array of distinct items per day, day 0 starting at happened_at.
-TAKEDOWN_RESPONSE_SQL = """
+# One row per (event, successor): the successor chatter in the 90 days after a takedown. A
+# successor mention counts for an event when the same item names one of the event's markets,
+# or the successor's recorded predecessor (markets.predecessor or a lineage edge) is one of
+# them, and the item was published within 90 days of the event: a retrospective years later
+# is not a response (first_mention_at, days_to_first_mention and mentions_total count only
+# that window). share_30d is the successor's part of all the event's successor mentions in
+# 30 days; daily_30d a JSON array of distinct items per day, day 0 starting at happened_at.
+# It reads the summary table market_items (one row per market and item, copies marked), by
+# market and time, so only the window's rows are read.
+RESPONSE_DAYS = 90
+TAKEDOWN_RESPONSE_SQL = f"""
 WITH fallen AS (
-  SELECT e.id AS event_id, e.happened_at, j.value AS market
+  SELECT e.id AS event_id, e.happened_at, j.value AS market,
+    -- a text bound a little past the window, so that the time indexes can be used
+    date(e.happened_at, '+{RESPONSE_DAYS + 1} days') AS until
   FROM events e, json_each(CASE WHEN json_valid(e.markets) THEN e.markets
                                 ELSE json_array(e.markets) END) j
   WHERE e.happened_at IS NOT NULL),
 linked AS (
-  -- The three reasons as three indexed joins, not three tests of every successor mention
-  -- against every event (half the time on a million items; bench/queries.py).
-  SELECT f.event_id, f.happened_at, s.market, s.item_id
+  -- The three reasons as three indexed joins over the window, each starting from the
+  -- events (CROSS JOIN keeps that order; SQLite would otherwise read all of market_items).
+  SELECT f.event_id, f.happened_at, s.market, s.item_id, o.published_at
   FROM fallen f
-  JOIN mentions o ON o.market = f.market
-  JOIN mentions s ON s.item_id = o.item_id AND s.role = 'successor'
+  CROSS JOIN market_items o ON o.market = f.market AND o.published_at >= f.happened_at
+    AND o.published_at < f.until AND o.copy = 0
+  CROSS JOIN market_items s ON s.item_id = o.item_id AND s.successor = 1
   UNION
-  SELECT f.event_id, f.happened_at, s.market, s.item_id
+  SELECT f.event_id, f.happened_at, s.market, s.item_id, s.published_at
   FROM fallen f
-  JOIN markets k ON k.predecessor = f.market
-  JOIN mentions s ON s.market = k.name AND s.role = 'successor'
+  CROSS JOIN markets k ON k.predecessor = f.market
+  CROSS JOIN market_items s ON s.market = k.name AND s.successor = 1 AND s.copy = 0
+    AND s.published_at >= f.happened_at AND s.published_at < f.until
   UNION
-  SELECT f.event_id, f.happened_at, s.market, s.item_id
+  SELECT f.event_id, f.happened_at, s.market, s.item_id, s.published_at
   FROM fallen f
-  JOIN lineage l ON l.predecessor = f.market
-  JOIN mentions s ON s.market = l.successor AND s.role = 'successor'),
+  CROSS JOIN lineage l ON l.predecessor = f.market
+  CROSS JOIN market_items s ON s.market = l.successor AND s.successor = 1 AND s.copy = 0
+    AND s.published_at >= f.happened_at AND s.published_at < f.until),
 hits AS (
-  SELECT DISTINCT h.event_id, h.market, h.item_id, i.published_at,
-    CAST(julianday(i.published_at) - julianday(h.happened_at) AS INTEGER) AS day
-  FROM linked h
-  JOIN items i ON i.id = h.item_id AND i.published_at >= h.happened_at
-  WHERE i.duplicate_of IS NULL),
+  SELECT event_id, market, item_id, published_at, day FROM (
+    SELECT DISTINCT event_id, market, item_id, published_at,
+      CAST(julianday(published_at) - julianday(happened_at) AS INTEGER) AS day,
+      julianday(published_at) - julianday(happened_at) AS days
+    FROM linked)
+  WHERE days < {RESPONSE_DAYS}),
 per AS (
   SELECT event_id, market, min(published_at) AS first_mention_at,
     count(DISTINCT CASE WHEN day < 7 THEN item_id END) AS mentions_7d,
@@ -573,10 +632,9 @@ daily AS (
 warned AS (
   SELECT f.event_id, w.market, count(DISTINCT w.item_id) AS warnings_30d
   FROM (SELECT DISTINCT event_id, happened_at FROM fallen) f
-  JOIN mentions w ON w.role = 'warning'
-  JOIN items i ON i.id = w.item_id AND i.published_at >= f.happened_at
-    AND julianday(i.published_at) < julianday(f.happened_at) + 30
-  WHERE i.duplicate_of IS NULL
+  JOIN market_items w ON w.warning = 1 AND w.copy = 0 AND w.published_at >= f.happened_at
+    AND w.published_at < date(f.happened_at, '+31 days')
+    AND julianday(w.published_at) < julianday(f.happened_at) + 30
   GROUP BY f.event_id, w.market)
 SELECT e.id AS event_id, e.name AS event, e.kind, e.happened_at, e.markets AS fallen,
   p.market AS successor, p.first_mention_at,
@@ -1070,12 +1128,9 @@ def _new_markets_sql(since: str, until: str | None = None) -> str:
     retrospective is not a new market.
     """
     until_clause = f"AND f.first_seen_at < {until}" if until else ""
+    # Each market's first mention is kept in market_first (issue 9: it was found over every
+    # mention on each read).
     return f"""
-WITH first AS (
-  SELECT m.market, min(i.published_at) AS first_seen_at,
-    count(DISTINCT CASE WHEN i.duplicate_of IS NULL THEN m.item_id END) AS mentions
-  FROM mentions m JOIN items i ON i.id = m.item_id
-  GROUP BY m.market)
 SELECT f.market, coalesce(k.origin = 'discovered', 0) AS discovered, k.origin, k.status,
   f.first_seen_at, fi.id AS first_item_id, fi.source AS first_source, fi.title AS first_title,
   fi.url AS first_url,
@@ -1085,43 +1140,284 @@ SELECT f.market, coalesce(k.origin = 'discovered', 0) AS discovered, k.origin, k
     WHERE s.market = f.market AND s.role = 'successor'
     GROUP BY p.market ORDER BY count(*) DESC, p.market LIMIT 1)) AS predecessor,
   f.mentions
-FROM first f
+FROM market_first f
 LEFT JOIN markets k ON k.name = f.market
-LEFT JOIN items fi ON fi.id = (
-  SELECT i.id FROM mentions m JOIN items i ON i.id = m.item_id WHERE m.market = f.market
-  ORDER BY i.published_at, i.duplicate_of IS NOT NULL, i.id LIMIT 1)
+LEFT JOIN items fi ON fi.id = f.first_item_id
 WHERE f.first_seen_at >= {since} {until_clause}
   AND NOT (coalesce(k.origin, '') = 'gazetteer' AND coalesce(k.down_at, '') != ''
            AND k.down_at < {since})
 ORDER BY f.first_seen_at DESC, f.market"""
 
 
+# Summary tables, kept by triggers so that every writer (the classifier, the warnings pass,
+# replay, an analyst's manual SQL) keeps them right without knowing about them (issue 9:
+# the views aggregated the whole history on every read).
+# - market_items: one row per (market, item) named in `mentions`, with the item's time,
+#   whether it is a syndicated copy, whether the current model flags it, and whether the
+#   item names the market as a successor or warns about it;
+# - market_days: per (market, UTC day of publication) the items that are not copies, and
+#   how many of them the current model flags (market_daily);
+# - market_first: per market its first mention (copies included, the original first on a
+#   tie) and how many items that are not copies name it (new_markets);
+# - flagged_current: the items the current model flags, with what flagged_items shows of
+#   each (score, markets named, title, excerpt: about half a KB per flagged item) and the
+#   item's rowid (which items_fts is keyed by too), so that the view reads one table in its
+#   key order, newest first, and a page stops after its rows.
+# "Current model" is meta 'model_version'; when it changes the flags are recomputed.
+_SUMMARY_TABLES_SQL = """
+CREATE TABLE market_items (
+  market TEXT NOT NULL, item_id TEXT NOT NULL, published_at TEXT NOT NULL, day TEXT NOT NULL,
+  copy INTEGER NOT NULL, flagged INTEGER NOT NULL, successor INTEGER NOT NULL,
+  warning INTEGER NOT NULL, PRIMARY KEY (market, item_id)) WITHOUT ROWID;
+CREATE INDEX market_items_item ON market_items (item_id);
+CREATE INDEX market_items_first ON market_items (market, published_at, copy, item_id);
+CREATE INDEX market_items_successor ON market_items (market, published_at)
+  WHERE successor = 1 AND copy = 0;
+CREATE INDEX market_items_warning ON market_items (published_at)
+  WHERE warning = 1 AND copy = 0;
+CREATE TABLE market_days (
+  market TEXT NOT NULL, day TEXT NOT NULL, mentions INTEGER NOT NULL,
+  flagged INTEGER NOT NULL, PRIMARY KEY (market, day)) WITHOUT ROWID;
+CREATE INDEX market_days_order ON market_days (day DESC, mentions DESC, market);
+CREATE TABLE market_first (
+  market TEXT PRIMARY KEY NOT NULL, first_seen_at TEXT NOT NULL, first_copy INTEGER NOT NULL,
+  first_item_id TEXT NOT NULL, mentions INTEGER NOT NULL);
+CREATE INDEX market_first_seen ON market_first (first_seen_at);
+CREATE TABLE flagged_current (
+  item_id TEXT NOT NULL, published_at TEXT NOT NULL, item_rowid INTEGER, score REAL,
+  classified_at TEXT, markets TEXT, successors TEXT, source TEXT, kind TEXT, title TEXT,
+  url TEXT, excerpt TEXT, duplicate_of TEXT,
+  PRIMARY KEY (published_at DESC, item_id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX flagged_current_item ON flagged_current (item_id);
+"""
+
+# The current model's verdict on item `{item}` (1 flagged, else 0).
+_FLAG_OF = ("coalesce((SELECT c.flagged = 1 FROM classifications c WHERE c.item_id = {item} "
+            "AND c.model_version = " + _CURRENT_MODEL + "), 0)")
+
+
+def _market_list(item: str, role: str = "") -> str:
+    """The distinct markets item `item` names (in `role` if given), sorted, comma-separated."""
+    where = f" AND m.role = '{role}'" if role else ""
+    return ("(SELECT group_concat(market, ', ') FROM (SELECT DISTINCT m.market FROM mentions m "
+            f"WHERE m.item_id = {item}{where} ORDER BY m.market))")
+
+
+def _flagged_rows(where: str) -> str:
+    """INSERT of the flagged_current rows of the current model's flagged items matching
+    `where` (over classifications c and items i)."""
+    return f"""
+  INSERT INTO flagged_current (item_id, published_at, item_rowid, score, classified_at, markets,
+                               successors, source, kind, title, url, excerpt, duplicate_of)
+  SELECT i.id, i.published_at, i.rowid, c.score, c.classified_at, {_market_list('i.id')},
+    {_market_list('i.id', 'successor')}, i.source, i.kind, i.title, i.url,
+    substr(i.body, 1, 300), i.duplicate_of
+  FROM classifications c JOIN items i ON i.id = c.item_id
+  WHERE c.model_version = {_CURRENT_MODEL} AND c.flagged = 1 AND {where};"""
+
+
+def _markets_listed(item: str) -> str:
+    """Statement refreshing the market lists of item `item` if it is flagged."""
+    return f"""
+  UPDATE flagged_current SET markets = {_market_list(item)},
+    successors = {_market_list(item, 'successor')}
+  WHERE item_id = {item};"""
+
+
+def _mention_added(row: str) -> str:
+    """Statements adding mention `row` (new or old) to market_items and flagged_current."""
+    return f"""
+  INSERT INTO market_items (market, item_id, published_at, day, copy, flagged, successor,
+                            warning)
+  SELECT {row}.market, i.id, i.published_at, substr(i.published_at, 1, 10),
+    i.duplicate_of IS NOT NULL, {_FLAG_OF.format(item='i.id')},
+    {row}.role = 'successor', {row}.role = 'warning'
+  FROM items i WHERE i.id = {row}.item_id
+  ON CONFLICT (market, item_id) DO UPDATE SET
+    successor = max(successor, excluded.successor), warning = max(warning, excluded.warning);""" \
+        + _markets_listed(f"{row}.item_id")
+
+
+def _mention_removed(row: str) -> str:
+    """Statements taking mention `row` out of market_items: the (market, item) row goes
+    when no role is left, else its role flags are recomputed. Recomputing rather than
+    counting also stays right after an INSERT OR REPLACE (which fires no delete trigger)."""
+    has = ("EXISTS (SELECT 1 FROM mentions m WHERE m.item_id = {r}.item_id "
+           "AND m.market = {r}.market{role})")
+    return f"""
+  DELETE FROM market_items WHERE market = {row}.market AND item_id = {row}.item_id
+    AND NOT {has.format(r=row, role='')};
+  UPDATE market_items SET
+    successor = {has.format(r=row, role=" AND m.role = 'successor'")},
+    warning = {has.format(r=row, role=" AND m.role = 'warning'")}
+  WHERE market = {row}.market AND item_id = {row}.item_id;""" \
+        + _markets_listed(f"{row}.item_id")
+
+
+def _item_flags_refreshed(item: str) -> str:
+    """Statements recomputing the current model's verdict on item `item` everywhere."""
+    return f"""
+  UPDATE market_items SET flagged = {_FLAG_OF.format(item='market_items.item_id')}
+  WHERE item_id = {item};
+  DELETE FROM flagged_current WHERE item_id = {item};""" + _flagged_rows(f"c.item_id = {item}")
+
+
+_ALL_FLAGS_REFRESHED = f"""
+  UPDATE market_items SET flagged = {_FLAG_OF.format(item='market_items.item_id')};
+  DELETE FROM flagged_current;""" + _flagged_rows("1")
+
+
+def _market_item_added(row: str) -> str:
+    """Statements counting market_items row `row` in market_days and market_first."""
+    return f"""
+  INSERT INTO market_days (market, day, mentions, flagged)
+  SELECT {row}.market, {row}.day, 1, {row}.flagged WHERE {row}.copy = 0
+  ON CONFLICT (market, day) DO UPDATE SET mentions = mentions + 1,
+    flagged = flagged + excluded.flagged;
+  INSERT INTO market_first (market, first_seen_at, first_copy, first_item_id, mentions)
+  VALUES ({row}.market, {row}.published_at, {row}.copy, {row}.item_id, 1 - {row}.copy)
+  ON CONFLICT (market) DO UPDATE SET mentions = mentions + excluded.mentions,
+    first_seen_at = CASE WHEN {_EARLIER} THEN excluded.first_seen_at ELSE first_seen_at END,
+    first_copy = CASE WHEN {_EARLIER} THEN excluded.first_copy ELSE first_copy END,
+    first_item_id = CASE WHEN {_EARLIER} THEN excluded.first_item_id ELSE first_item_id END;"""
+
+
+# An incoming first mention is earlier: by time, the original before a copy, then by id
+# (the order new_markets always used).
+_EARLIER = ("(excluded.first_seen_at, excluded.first_copy, excluded.first_item_id) "
+            "< (first_seen_at, first_copy, first_item_id)")
+
+
+def _market_item_removed(row: str) -> str:
+    """Statements uncounting market_items row `row`; a market's first mention is looked up
+    again (one index probe) only when that row was it."""
+    return f"""
+  UPDATE market_days SET mentions = mentions - 1, flagged = flagged - {row}.flagged
+  WHERE market = {row}.market AND day = {row}.day AND {row}.copy = 0;
+  DELETE FROM market_days WHERE market = {row}.market AND day = {row}.day AND mentions <= 0;
+  UPDATE market_first SET mentions = mentions - (1 - {row}.copy) WHERE market = {row}.market;
+  UPDATE market_first SET (first_seen_at, first_copy, first_item_id) = (
+    SELECT x.published_at, x.copy, x.item_id FROM market_items x WHERE x.market = {row}.market
+    ORDER BY x.published_at, x.copy, x.item_id LIMIT 1)
+  WHERE market = {row}.market AND first_item_id = {row}.item_id
+    AND EXISTS (SELECT 1 FROM market_items x WHERE x.market = {row}.market);
+  DELETE FROM market_first WHERE market = {row}.market
+    AND NOT EXISTS (SELECT 1 FROM market_items x WHERE x.market = {row}.market);"""
+
+
+_SUMMARY_TRIGGERS: dict[str, str] = {
+    "mentions_summary_insert": "AFTER INSERT ON mentions BEGIN" + _mention_added("new"),
+    "mentions_summary_delete": "AFTER DELETE ON mentions BEGIN" + _mention_removed("old"),
+    "mentions_summary_update": "AFTER UPDATE ON mentions BEGIN" + _mention_removed("old")
+                               + _mention_added("new"),
+    "classifications_summary_insert":
+        f"AFTER INSERT ON classifications WHEN new.model_version IS {_CURRENT_MODEL} BEGIN"
+        + _item_flags_refreshed("new.item_id"),
+    "classifications_summary_update":
+        f"AFTER UPDATE ON classifications WHEN new.model_version IS {_CURRENT_MODEL} "
+        f"OR old.model_version IS {_CURRENT_MODEL} BEGIN"
+        # (the old item's part matches nothing unless the row moved to another item)
+        + _item_flags_refreshed("new.item_id")
+        + _item_flags_refreshed("CASE WHEN old.item_id IS NOT new.item_id THEN old.item_id END"),
+    "classifications_summary_delete":
+        f"AFTER DELETE ON classifications WHEN old.model_version IS {_CURRENT_MODEL} BEGIN"
+        + _item_flags_refreshed("old.item_id"),
+    # The current model changed: every verdict follows the new version.
+    "meta_summary_insert": "AFTER INSERT ON meta WHEN new.key = 'model_version' BEGIN"
+                           + _ALL_FLAGS_REFRESHED,
+    # (set_meta writes the same version on every classify pass: nothing to do then)
+    "meta_summary_update": "AFTER UPDATE ON meta WHEN (new.key = 'model_version' "
+                           "OR old.key = 'model_version') AND (old.key IS NOT new.key "
+                           "OR old.value IS NOT new.value) BEGIN" + _ALL_FLAGS_REFRESHED,
+    "meta_summary_delete": "AFTER DELETE ON meta WHEN old.key = 'model_version' BEGIN"
+                           + _ALL_FLAGS_REFRESHED,
+    # An item was edited (nothing in monitor does this; a manual edit).
+    "items_summary_update": """AFTER UPDATE OF published_at, duplicate_of, source, kind, title,
+  url, body ON items BEGIN
+  UPDATE market_items SET published_at = new.published_at,
+    day = substr(new.published_at, 1, 10), copy = new.duplicate_of IS NOT NULL
+  WHERE item_id = new.id;
+  UPDATE flagged_current SET published_at = new.published_at, source = new.source,
+    kind = new.kind, title = new.title, url = new.url, excerpt = substr(new.body, 1, 300),
+    duplicate_of = new.duplicate_of
+  WHERE item_id = new.id;""",
+    # Mentions or scores stored before their item (possible only with foreign keys off).
+    "items_summary_insert": """AFTER INSERT ON items
+WHEN EXISTS (SELECT 1 FROM mentions m WHERE m.item_id = new.id)
+  OR EXISTS (SELECT 1 FROM classifications c WHERE c.item_id = new.id) BEGIN
+  INSERT INTO market_items (market, item_id, published_at, day, copy, flagged, successor,
+                            warning)
+  SELECT m.market, new.id, new.published_at, substr(new.published_at, 1, 10),
+    new.duplicate_of IS NOT NULL, """ + _FLAG_OF.format(item="new.id") + """,
+    max(m.role = 'successor'), max(m.role = 'warning')
+  FROM mentions m WHERE m.item_id = new.id GROUP BY m.market;""" + _item_flags_refreshed("new.id"),
+    "items_summary_delete": """AFTER DELETE ON items BEGIN
+  DELETE FROM market_items WHERE item_id = old.id;
+  DELETE FROM flagged_current WHERE item_id = old.id;""",
+    "market_items_insert": "AFTER INSERT ON market_items BEGIN" + _market_item_added("new"),
+    "market_items_delete": "AFTER DELETE ON market_items BEGIN" + _market_item_removed("old"),
+    # Only the verdict changed (a new model, a rescore): one counter moves.
+    "market_items_flag": """AFTER UPDATE OF flagged ON market_items
+WHEN old.flagged IS NOT new.flagged AND old.published_at IS new.published_at
+  AND old.copy IS new.copy AND new.copy = 0 BEGIN
+  UPDATE market_days SET flagged = flagged + new.flagged - old.flagged
+  WHERE market = new.market AND day = new.day;""",
+    "market_items_move": "AFTER UPDATE ON market_items WHEN old.published_at IS NOT "
+                         "new.published_at OR old.copy IS NOT new.copy BEGIN"
+                         + _market_item_removed("old") + _market_item_added("new"),
+}
+
+
+def create_summaries(db: Database) -> None:
+    """Create the summary tables and their triggers, filled from the rows already stored."""
+    with db.atomic():
+        for statement in _SUMMARY_TABLES_SQL.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        _fill_summaries(db)
+        for name, body in _SUMMARY_TRIGGERS.items():
+            db.execute(f"DROP TRIGGER IF EXISTS {name}")
+            db.execute(f"CREATE TRIGGER {name} {body}\nEND")
+
+
+def _fill_summaries(db: Database) -> None:
+    """The summary tables' rows, computed from the base tables in bulk."""
+    db.execute(f"""
+INSERT INTO market_items (market, item_id, published_at, day, copy, flagged, successor, warning)
+SELECT m.market, i.id, i.published_at, substr(i.published_at, 1, 10),
+  i.duplicate_of IS NOT NULL, {_FLAG_OF.format(item='i.id')},
+  max(m.role = 'successor'), max(m.role = 'warning')
+FROM mentions m JOIN items i ON i.id = m.item_id
+GROUP BY m.market, i.id""")
+    db.execute("""
+INSERT INTO market_days (market, day, mentions, flagged)
+SELECT market, day, count(*), sum(flagged) FROM market_items WHERE copy = 0
+GROUP BY market, day""")
+    db.execute("""
+INSERT INTO market_first (market, first_seen_at, first_copy, first_item_id, mentions)
+SELECT f.market, f.published_at, f.copy, f.item_id,
+  (SELECT count(*) FROM market_items x WHERE x.market = f.market AND x.copy = 0)
+FROM market_items f
+WHERE f.item_id = (SELECT x.item_id FROM market_items x WHERE x.market = f.market
+                   ORDER BY x.published_at, x.copy, x.item_id LIMIT 1)""")
+    db.execute(_flagged_rows("1"))
+
+
 ANALYST_VIEWS: dict[str, str] = {
     # item_rowid is the rowid in items_fts, so that Datasette can full-text search the view.
+    # Read from flagged_current in its index order: a page (or a search box) stops after its
+    # rows instead of computing and sorting every flagged item first.
     "flagged_items": f"""
-SELECT i.rowid AS item_rowid, i.id AS item_id, i.published_at, i.source, i.kind, i.title,
-  i.url, c.score,
-  (SELECT group_concat(market, ', ') FROM (SELECT DISTINCT m.market FROM mentions m
-    WHERE m.item_id = i.id ORDER BY m.market)) AS markets,
-  (SELECT group_concat(market, ', ') FROM (SELECT DISTINCT m.market FROM mentions m
-    WHERE m.item_id = i.id AND m.role = 'successor' ORDER BY m.market)) AS successors,
-  substr(i.body, 1, 300) AS excerpt, l.label, i.duplicate_of, c.model_version,
-  c.classified_at
-FROM classifications c
-JOIN items i ON i.id = c.item_id
-LEFT JOIN labels l ON l.item_id = i.id
-WHERE c.flagged = 1 AND c.model_version = {_CURRENT_MODEL}
-ORDER BY i.published_at DESC, i.id""",
-    "market_daily": f"""
-SELECT m.market, substr(i.published_at, 1, 10) AS day,
-  count(DISTINCT CASE WHEN c.flagged = 1 THEN m.item_id END) AS flagged,
-  count(DISTINCT m.item_id) AS mentions
-FROM mentions m
-JOIN items i ON i.id = m.item_id
-LEFT JOIN classifications c ON c.item_id = m.item_id AND c.model_version = {_CURRENT_MODEL}
-WHERE i.duplicate_of IS NULL
-GROUP BY m.market, day
-ORDER BY day DESC, mentions DESC, m.market""",
+SELECT f.item_rowid, f.item_id, f.published_at, f.source, f.kind, f.title, f.url, f.score,
+  f.markets, f.successors, f.excerpt, l.label, f.duplicate_of,
+  {_CURRENT_MODEL} AS model_version, f.classified_at
+FROM flagged_current f
+LEFT JOIN labels l ON l.item_id = f.item_id
+ORDER BY f.published_at DESC, f.item_id""",
+    # The counts are kept per (market, day) in market_days.
+    "market_daily": """
+SELECT market, day, flagged, mentions FROM market_days
+ORDER BY day DESC, mentions DESC, market""",
     "new_markets": _new_markets_sql(_NOW_MINUS_30D),
     # Per event, the successor chatter after it: defined with the successor intelligence
     # (TAKEDOWN_RESPONSE_SQL, migration m004), so that recreating the views keeps it.
@@ -1332,16 +1628,10 @@ def save_classifications(db: Database, scores: Sequence[dict[str, Any]],
     time seen)."""
     with db.atomic():
         if scores:
-            db["classifications"].upsert_all(scores, pk=("item_id", "model_version"))
-        ids = list(dict.fromkeys(s["item_id"] for s in scores))
-        roles = _marks(CLASSIFIER_ROLES)
-        for chunk in _chunks(ids):
-            db.execute(f"DELETE FROM mentions WHERE item_id IN ({_marks(chunk)}) "
-                       f"AND role IN ({roles})", [*chunk, *CLASSIFIER_ROLES])
-        for row in mentions:
-            db.execute("INSERT INTO mentions (item_id, market, surface, role) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                       [row["item_id"], row["market"], row.get("surface"), row["role"]])
+            db.conn.executemany(_SAVE_SCORE_SQL, [
+                (s["item_id"], s["model_version"], s["score"], s["flagged"],
+                 s["classified_at"]) for s in scores])
+        _replace_classifier_mentions(db, [s["item_id"] for s in scores], mentions)
         for row in discovered:
             db.execute(
                 "INSERT INTO markets (name, aliases, status, predecessor, first_seen_at, origin) "
@@ -1352,6 +1642,42 @@ def save_classifications(db: Database, scores: Sequence[dict[str, Any]],
                 "WHERE markets.origin = 'discovered'",
                 {"name": row["name"], "predecessor": row.get("predecessor"),
                  "first_seen_at": row["first_seen_at"]})
+
+
+_SAVE_SCORE_SQL = (
+    "INSERT INTO classifications (item_id, model_version, score, flagged, classified_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (item_id, model_version) DO UPDATE SET "
+    "score = excluded.score, flagged = excluded.flagged, classified_at = excluded.classified_at")
+
+
+def _replace_classifier_mentions(db: Database, item_ids: Sequence[str],
+                                 mentions: Sequence[dict[str, Any]]) -> None:
+    """Make the classifier's mentions of `item_ids` exactly those in `mentions` (other rows
+    are only added if missing), touching only the rows that differ: each mention inserted
+    or deleted costs the summary triggers a few index probes, and a rescore mostly finds
+    the same mentions again."""
+    stored: dict[tuple[str, str, str], tuple[int, str | None]] = {}
+    roles = _marks(CLASSIFIER_ROLES)
+    for chunk in _chunks(list(dict.fromkeys(item_ids))):
+        for rowid, item, market, role, surface in db.execute(
+                "SELECT rowid, item_id, market, role, surface FROM mentions "
+                f"WHERE item_id IN ({_marks(chunk)}) AND role IN ({roles})",
+                [*chunk, *CLASSIFIER_ROLES]):
+            stored[(item, market, role)] = (rowid, surface)
+    wanted: dict[tuple[str, str, str], str | None] = {}
+    for row in mentions:  # the first of repeated rows wins, as with ON CONFLICT DO NOTHING
+        wanted.setdefault((row["item_id"], row["market"], row["role"]), row.get("surface"))
+    # New rows first: a role that changed keeps its (market, item) summary row in place.
+    db.conn.executemany(
+        "INSERT INTO mentions (item_id, market, surface, role) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        [(item, market, surface, role) for (item, market, role), surface in wanted.items()
+         if (item, market, role) not in stored])
+    db.conn.executemany("DELETE FROM mentions WHERE rowid = ?",
+                        [(rowid,) for key, (rowid, _) in stored.items() if key not in wanted])
+    db.conn.executemany("UPDATE mentions SET surface = ? WHERE rowid = ?",
+                        [(wanted[key], rowid) for key, (rowid, surface) in stored.items()
+                         if key in wanted and wanted[key] != surface])
 
 
 def discovered_market_names(db: Database) -> list[str]:

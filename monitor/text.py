@@ -12,7 +12,6 @@ from urllib.parse import quote, urljoin, urlsplit
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "iframe", "object"}
 _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
           "pre", "section", "article", "table", "ul", "ol", "hr"}
-_SPACE = re.compile(r"\s+")
 _TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\ufeff]")
 _URL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -42,7 +41,42 @@ class _Text(HTMLParser):
             self.parts.append(data)
 
 
+# A start or end tag in its plainest form: a name, attributes with double-quoted values
+# holding no angle brackets, nothing else. Markup made only of these (what feed parsers
+# hand over) is read with one regular expression; anything else goes to the HTML parser.
+_PLAIN_TAG = re.compile(
+    # (the parser ends a tag name only at these whitespace characters, "/" or ">")
+    r'<(?:([a-zA-Z][a-zA-Z0-9]*)(?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:="[^"<>]*")?)*'
+    r'[ \t\n\r\f]*/?|/([a-zA-Z][a-zA-Z0-9]*)[ \t\n\r\f]*)>')
+
+
+def _strip_plain(value: str) -> str | None:
+    """What _Text makes of `value`, when all its markup is plain tags; else None. Like the
+    parser: text between tags has its character references decoded, a block tag becomes a
+    space (how many does not matter: whitespace is folded afterwards)."""
+    parts = []
+    last = tags = 0
+    for match in _PLAIN_TAG.finditer(value):
+        name = (match.group(1) or match.group(2)).lower()
+        if name in _SKIP:
+            return None  # scripts, styles and the like: the parser knows their content rules
+        text = value[last:match.start()]
+        parts.append(html.unescape(text) if "&" in text else text)
+        if name in _BLOCK:
+            parts.append(" ")
+        last = match.end()
+        tags += 1
+    if tags != value.count("<"):
+        return None  # a "<" that does not open a plain tag: a comment, CDATA, stray text
+    text = value[last:]
+    parts.append(html.unescape(text) if "&" in text else text)
+    return "".join(parts)
+
+
 def _strip(value: str) -> str:
+    plain = _strip_plain(value)
+    if plain is not None:
+        return plain
     parser = _Text()
     try:
         parser.feed(value)
@@ -62,7 +96,9 @@ def html_to_text(value: str) -> str:
         if _TAG.search(value) or "&" in value:
             value = _strip(value)
     value = _CONTROL.sub("", value)
-    return _SPACE.sub(" ", value).strip()
+    # Whitespace runs to one space: str.split() splits at exactly the characters a regular
+    # expression's \s matches, and costs far less than substituting every single space.
+    return " ".join(value.split())
 
 
 def safe_url(value: str, base: str = "") -> str | None:

@@ -164,6 +164,34 @@ def test_training_is_fast_and_scores_are_probabilities(trained):
     assert (scores[3:] < 0.5).all(), scores
 
 
+
+def test_the_term_counts_are_scikit_learns(trained, examples):
+    """TermVectorizer.transform (its own counting, the cue scan's words reused) gives the
+    matrix scikit-learn's own transform gives over the analyser's terms, to the last bit."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from monitor.classify import features
+
+    classifier, _ = trained
+    texts = [e.text for e in examples[:300]] + POSITIVE + NEGATIVE + [
+        "", "?", "Moved to Hydra v2?? 3rd time — “again”", "Гидра 2.0 вернулась", "a1b2 c3",
+        "x² and ٣٤ and İstanbul", "MKT mkt Mkt", "relaunching relaunched 2024 2.0 v3",
+        "under_score9 and—dash’s\u00a0nbsp…", "Empire Market, AlphaBay and Dream",
+    ]
+    analyses = classifier.pipeline.steps[0][1].transform(texts)
+    for analysis in analyses:
+        assert features.term_words(analysis) == features._TERM.findall(
+            analysis.masked.lower())
+    reused = [a for a in analyses if features.term_words(a) is a.words]
+    assert len(reused) > 100  # the shortcut is taken, and checked above where it is
+    vectorizer = classifier.pipeline.steps[1][1].transformer_list[0][1]
+    ours, theirs = vectorizer.transform(analyses), TfidfVectorizer.transform(vectorizer,
+                                                                             analyses)
+    assert ours.shape == theirs.shape
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
+
+
 def test_cross_validation(examples):
     cv = model.cross_validate(examples, folds=3)
     assert cv["f1"] >= 0.8 and cv["precision"] >= 0.8 and cv["recall"] >= 0.75
@@ -227,6 +255,34 @@ def test_classify_pending_stores_scores_mentions_and_new_names(fresh_db, trained
     after = {(m["item_id"], m["market"], m["role"]) for m in fresh_db["mentions"].rows}
     assert after == mentions | {("r:1", "Zorblax", "warning")}
     assert fresh_db["classifications"].count == 3
+
+
+def test_stored_mentions_are_what_the_extractor_with_discovered_names_finds(fresh_db,
+                                                                            trained):
+    # classify_items takes each text's mentions from the model's own analysis unless the
+    # database's discovered names could change them: the stored rows must not show it.
+    classifier = trained[0]
+    apply.ensure_gazetteer(fresh_db)
+    store.save_classifications(fresh_db, [], [], [
+        {"name": n, "predecessor": None, "first_seen_at": "2026-10-01T00:00:00+00:00"}
+        for n in ("Zorblax", "Empire 2.0")])
+    texts = [*POSITIVE, *NEGATIVE, "Everyone moved to Zorblax after Archetyp went down.",
+             "Empire v2 is up, same admins.", "Zorblax vendors say the Empire is back.",
+             "A new market called Quillon just launched — vendors are moving to Quillon."]
+    store.save_items(fresh_db, items(*((f"t:{i}", t) for i, t in enumerate(texts))))
+    extractor = apply.extractor_for(fresh_db)
+    apply.classify_items(fresh_db, [f"t:{i}" for i in range(len(texts))], classifier,
+                         threshold=0.5, now=NOW)
+    stored = {(m["item_id"], m["market"], m["surface"], m["role"])
+              for m in fresh_db["mentions"].rows}
+    expected = {(f"t:{i}", m.name, m.surface, m.role)
+                for i, t in enumerate(texts) for m in extractor.find(t)}
+    assert stored == expected
+    moved = texts.index("Everyone moved to Zorblax after Archetyp went down.")
+    assert (f"t:{moved}", "Zorblax", "Zorblax", "successor") in stored
+    scores, analyses = classifier.score_analysed(texts)
+    np.testing.assert_allclose(scores, classifier.score(texts))
+    assert [a.text for a in analyses] == texts
 
 
 def test_the_collection_hook_classifies_new_items(trained, write_config):

@@ -87,6 +87,7 @@ ERRORS = [
      ["digest.recipients[0]"]),
     ('[database]\npath = "x.db"\n[feeds]\nname = "a"\n', ["feeds", "[[feeds]]"]),
     ('[databse]\npath = "x.db"\n', ["databse", "unknown key", "database"]),
+    ('[database]\npath = "x.db"\nkeep_runs_days = -1\n', ["database.keep_runs_days", "0"]),
     ('[reddit]\nsubreddits = []\n', ["[database]", "missing"]),
     ('[database]\npath = "x.db"\n[[feeds]\n', ["invalid TOML"]),
 ]

@@ -544,3 +544,52 @@ def _which(name: str) -> str | None:
     import shutil
 
     return shutil.which(name)
+
+
+def _add_runs(db, job: str, days_ago: list[int], now: datetime) -> None:
+    for days in days_ago:
+        started = now - timedelta(days=days)
+        run_id = store.start_run(db, job, started)
+        store.finish_run(db, run_id, started + timedelta(seconds=1), ok=days % 2 == 0)
+
+
+def test_prune_runs_keeps_recent_runs_and_each_jobs_first(tmp_path: Path):
+    db = store.open_db(tmp_path / "m.db")
+    _add_runs(db, "collect:a", [400, 200, 100, 50, 1], NOW)
+    _add_runs(db, "collect:b", [300, 95], NOW)
+    _add_runs(db, "collect:c", [10], NOW)
+    open_run = store.start_run(db, "collect:a", NOW - timedelta(days=120))  # never finished
+    first = store.first_activity_at(db)
+    cutoff = NOW - timedelta(days=90)
+    assert store.prune_runs(db, cutoff, batch=1) == 1  # one short write per call
+    while store.prune_runs(db, cutoff, batch=1):
+        pass
+    left = [(r["job"], r["started_at"][:10]) for r in db.query(
+        "SELECT job, started_at FROM runs ORDER BY job, started_at")]
+    day = lambda n: iso(NOW - timedelta(days=n))[:10]  # noqa: E731
+    assert left == [("collect:a", day(400)), ("collect:a", day(120)), ("collect:a", day(50)),
+                    ("collect:a", day(1)), ("collect:b", day(300)), ("collect:c", day(10))]
+    assert db.execute("SELECT finished_at FROM runs WHERE id = ?", [open_run]).fetchone()[0] \
+        is None
+    assert store.first_activity_at(db) == first  # the digest's catch-up still starts there
+    db.close()
+
+
+def test_run_once_prunes_runs_past_keep_runs_days(tmp_path: Path):
+    path = write_daemon_config(tmp_path / "config.toml", {})
+    text = path.read_text().replace('path = "monitor.db"\n',
+                                    'path = "monitor.db"\nkeep_runs_days = 30\n')
+    path.write_text(text)
+    from monitor.config import load_config
+
+    config = load_config(path, env={})
+    db = store.open_db(config.db_path)
+    now = utcnow()
+    _add_runs(db, "collect:a", [60, 45, 29, 2], now)
+    db.close()
+    daemon.Daemon(config, build_sources=lambda _c: [], make_hook=lambda _c: None,
+                  send_digest=lambda db, c, now: 0, signals=False).run_once()
+    kept = [row[0] for row in sqlite3.connect(config.db_path).execute(
+        "SELECT round(julianday('now') - julianday(started_at)) FROM runs "
+        "WHERE job = 'collect:a' ORDER BY started_at")]
+    assert kept == [60, 29, 2]  # 45 days old: gone; 60: the job's first run, kept

@@ -7,6 +7,7 @@ discovery of unlisted names, the ordinary senses of the names, and the gazetteer
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,76 @@ def test_discovered_names_are_recognised_once_recorded(fresh_db):
         store.save_classifications(fresh_db, [], [], [
             {"name": "Zorblax", "predecessor": None, "first_seen_at": when}])
     assert fresh_db["markets"].get("Zorblax")["first_seen_at"] == "2026-10-30T00:00:00+00:00"
+
+
+# --- one extraction per item ---------------------------------------------------------------
+
+SAMPLES = [
+    "Vendors moved to Zorblax after the seizure of Archetyp.",
+    "Empire v2 is up, same admins as the old Empire Market.",
+    "Empire II is live — mirrors posted on Dread.",
+    "Abacus 2.0 just launched; Abacus users are migrating.",
+    "A new market called Quillon opened its doors last week.",
+    "Zorblax market is live now, everyone is heading over to Zorblax.",
+    "The weather in Berlin was lovely — nothing about markets here.",
+    "Police seized AlphaBay servers in Lithuania, the agency said.",
+    "Гидра 2.0 запустилась, пользователи переходят на новую площадку.",
+    "Check http://zorblaxabcdefghijklmnop.onion for the new link.",
+    "ZorBlax-Market rises from the ashes of Nemesis.",
+]
+
+
+@pytest.mark.parametrize("discovered", [
+    ("Zorblax",), ("Empire 2.0", "Abacus 2.0"), ("Zorblax", "Quillon", "Hydra 2.0"), ()])
+def test_discovered_names_matter_only_where_the_extractor_says(discovered):
+    plain = Extractor(load_gazetteer())
+    with_names = Extractor(load_gazetteer(), discovered)
+    for text in SAMPLES:
+        if with_names.adds_nothing(text):
+            assert with_names.find(text) == plain.find(text), text
+
+
+def test_adds_nothing_sees_a_discovered_name_in_any_spelling():
+    with_names = Extractor(load_gazetteer(), ("Zorblax", "Empire 2.0"))
+    assert not with_names.adds_nothing("everyone moved to Zor-blax")
+    assert not with_names.adds_nothing("Empire v2 is up")  # read as "Empire 2.0"
+    assert not with_names.adds_nothing("Гидра is back")  # non-ASCII words: not judged
+    assert with_names.adds_nothing("Empire Market was seized — a curly “quote” too")
+    assert Extractor(load_gazetteer()).adds_nothing("everyone moved to Zorblax")
+
+
+def test_the_cue_scan_tokens_match_a_plain_tokeniser():
+    from monitor.classify import cues
+
+    rng = random.Random(0)
+    pieces = ["a", "Zb", "9", "_", " ", "—", "–", "’", "“", "”", "\u00a0", "…", ".", "Гидра", "²",
+              "é", "\n", "-", "x1"]
+    fuzzed = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(500)]
+    for text in (*SAMPLES, "", "  ", "a_b c1d ²x ’t", "x" * 3, "Empire — “Market” ’s\u00a0x…",
+                 "Гидра — back", "ABC_def — x", " — ", *fuzzed):
+        lowered = text.lower()
+        scan = cues.scan(lowered)
+        expected = [(m.start(), m.end(), m.group(0)) for m in cues._WORD.finditer(lowered)]
+        assert list(scan.tokens) == expected
+        assert [scan.tokens[i] for i in range(len(scan.tokens))] == expected
+        assert scan.tokens[1:3] == expected[1:3] and scan.tokens[-1:] == expected[-1:]
+        assert scan.words == [w for _, _, w in expected]
+        assert scan.present == set(scan.words)
+
+
+@pytest.mark.parametrize("text, negated, version", [
+    ("the market did not come back", True, False),
+    ("it won’t return, admins said", True, False),
+    ("no longer returning after the raid", True, False),
+    ("neither site has resurfaced", True, False),
+    ("empire 2.0 is up", False, True),
+    ("nemesis v3 launched", False, True),
+    ("sold 2.05 kilos, the market is back", False, False),
+    ("v1 notes: the site came back", False, False),
+])
+def test_negated_returns_and_version_numbers_in_the_cue_scan(text, negated, version):
+    from monitor.classify import cues
+
+    scan = cues.scan(text)
+    assert scan.has(cues.NEGATED) is negated
+    assert scan.version is version

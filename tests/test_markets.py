@@ -8,7 +8,13 @@ from click.testing import CliRunner
 
 from monitor import store
 from monitor.cli import cli
-from monitor.markets_tree import build_forest, forest_json, lineage_of, render_forest
+from monitor.markets_tree import (
+    build_forest,
+    forest_json,
+    lineage_of,
+    render_forest,
+    with_chatter_lineage,
+)
 
 
 def row(name, predecessor=None, launched=None, down=None, status="unknown", origin="gazetteer",
@@ -94,3 +100,37 @@ def test_cli_shows_the_gazetteer_and_discovered_markets(write_config):
     result = runner.invoke(cli, ["markets", "Nope", "--config", str(config.path)])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: no market named 'Nope' (`monitor markets` lists them all)"
+
+
+def edge(predecessor, successor, count, first_seen="2026-11-01T00:00:00+00:00"):
+    return {"predecessor": predecessor, "successor": successor, "count": count,
+            "first_seen_at": first_seen, "kind": "migration", "origin": "discovered"}
+
+
+def test_chatter_places_a_discovered_market_under_its_strongest_predecessor():
+    rows = [row("Larkspur", None, "2024-01", "2026-11-10", "seized"),
+            row("Thistle", None, "2023-05"),
+            row("Cormorant", None, origin="discovered", first_seen="2026-11-12T09:00:00+00:00"),
+            row("Quill", None, origin="discovered"),
+            row("Silk Road", None, "2011-02")]
+    edges = [edge("Thistle", "Cormorant", 2), edge("Larkspur", "Cormorant", 7),
+             edge("Cormorant", "Cormorant", 9),
+             # A curated gazetteer market is never moved by the chatter.
+             edge("Larkspur", "Silk Road", 30),
+             # Equal counts: the earlier sighting wins.
+             edge("Thistle", "Quill", 2, "2026-11-03T00:00:00+00:00"),
+             edge("Larkspur", "Quill", 2, "2026-11-05T00:00:00+00:00")]
+    placed = with_chatter_lineage(rows, edges)
+    forest = build_forest(placed)
+    assert names(forest) == [
+        ("Silk Road", []), ("Thistle", [("Quill", [])]), ("Larkspur", [("Cormorant", [])])]
+    lines = render_forest(forest).splitlines()
+    assert "└─ Cormorant  [unknown]  (discovered, first seen 2026-11-12)  (after Larkspur in " \
+           "the chatter: 7 items)" in lines
+    data = {d["name"]: d for d in forest_json(forest)}
+    cormorant = data["Larkspur"]["successors"][0]
+    assert (cormorant["predecessor"], cormorant["predecessor_origin"],
+            cormorant["evidence_items"]) == ("Larkspur", "chatter", 7)
+    assert data["Silk Road"]["predecessor_origin"] is None
+    stated = with_chatter_lineage([row("Silk Road 2.0", "Silk Road")], [])
+    assert stated[0]["predecessor_origin"] == "stated"

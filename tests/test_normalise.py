@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
+from monitor import text
 from monitor.collect.feeds import entries_to_items, entry_to_item, parse_feed
 from monitor.errors import SourceError
 from monitor.text import html_to_text, safe_url
@@ -139,3 +141,42 @@ def test_html_to_text(value, expected):
 ])
 def test_safe_url(value, expected):
     assert safe_url(value, BASE) == expected
+
+
+# --- plain markup without the HTML parser --------------------------------------------------
+
+_FRAGMENTS = [
+    "<p>", "</p>", "<br/>", "<br />", "<BR>", "<b>", "</b>",
+    '<a href="https://x.example/?a=1&amp;b=2">', "</a>", '<div class="x">', "</div>", "<script>", "</script>", "<style>", "x<y", "a > b",
+    "&amp;", "&lt;b&gt;", "&nbsp;", "&#39;", "&bogus;", "&", "<!-- c -->", "<![CDATA[x]]>",
+    "<?pi?>", "<p\x0bclass>", '<a\thref="x">', "</p >", '<img src="a>b">', "<img src='x'>",
+    "<h1>", "<li>", "text ", " more\ntext", "AlphaBay", "—", "<title>", "</title>", "<x-y>",
+    "<p/>", "<<p>", "</ p>", "<a b=c>", "<>", "</>", "<a", "\x00", "&#0;",
+]
+
+
+def _parsed(value: str) -> str:
+    parser = text._Text()
+    parser.feed(value)
+    parser.close()
+    return " ".join(text._CONTROL.sub("", "".join(parser.parts)).split())
+
+
+def test_plain_markup_reads_as_the_html_parser_reads_it():
+    rng = random.Random(9)
+    taken = 0
+    for _ in range(5000):
+        value = "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(1, 8)))
+        plain = text._strip_plain(value)
+        if plain is not None:
+            taken += 1
+            assert " ".join(text._CONTROL.sub("", plain).split()) == _parsed(value), value
+    assert taken > 500  # the shortcut is used, not only the parser
+
+
+def test_markup_the_shortcut_does_not_know_goes_to_the_parser():
+    assert text._strip_plain("<p>One</p><p>Two &amp; three</p>") == " One  Two & three "
+    for value in ("<script>a<b</script>", "<!-- <p> -->x", "a <3 b", '<img src="a>b">',
+                  "<style>p{}</style>", "<p\x0bx>y"):
+        assert text._strip_plain(value) is None
+    assert html_to_text("<p>a</p><script>alert(1)</script><p>b</p>") == "a b"

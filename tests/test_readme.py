@@ -150,7 +150,7 @@ def test_every_documented_default_is_the_real_default(tmp_path: Path) -> None:
                 assert cell == "(required)", (name, field.name)
                 continue
             value = tomllib.loads(f"v = {cell.strip('`')}")["v"]
-            if name == "database":
+            if name == "database" and field.name == "path":
                 assert config.DatabaseConfig().path == Path(value)
                 continue
             data: dict = {"database": {"path": "m.db"}}

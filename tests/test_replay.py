@@ -250,3 +250,32 @@ def test_backtest_digest_of_the_week_after_the_takedown(backtest):
     assert "Archetyp Market Reloaded: 8 items" in warnings
     corroborated = text.split("Corroborated in Reddit and the news:", 1)[1][:400]
     assert make_timeline.SUCCESSOR in corroborated
+
+
+def test_the_replay_extracts_each_text_once(tmp_path, monkeypatch):
+    """The replay's scorer hands classify_items the model's analyses with the scores, so a
+    text goes through the market extractor once (again only where names discovered during
+    the replay could change its mentions), not once to score and once for the mentions."""
+    from monitor.classify import dataset
+    from monitor.classify.apply import current_classifier
+    from monitor.classify.markets import Extractor
+
+    config = _replay_config(tmp_path)
+    db = store.open_db(tmp_path / "backtest.db")
+    current_classifier(db, tmp_path / "backtest.db")  # trained first: training is not counted
+    db.close()
+    items = replay.read_items(TIMELINE)
+    texts = {dataset.item_text(i) for i in items}
+    analysed, found = [], []
+    hits, find = Extractor._hits, Extractor.find
+    monkeypatch.setattr(Extractor, "_hits", lambda self, text: analysed.append(text)
+                        or hits(self, text))
+    monkeypatch.setattr(Extractor, "find", lambda self, text: found.append(text)
+                        or find(self, text))
+    result = CliRunner().invoke(cli, ["replay", "--config", str(config), "--input",
+                                      str(TIMELINE)])
+    assert result.exit_code == 0, result.output
+    # Each text once for the model, and again only for the finds (the names discovered in
+    # this timeline are in most of its texts; the rest need no second extraction).
+    assert sorted(t for t in analysed if t in texts) == sorted([*texts, *found])
+    assert len(found) < len(texts)

@@ -145,9 +145,9 @@ def test_takedown_response(db, built: Built):
     assert mega["days_to_first_mention"] == pytest.approx(2 + 10 / 24, abs=0.01)
     # 2022-04-07 within 7 days; 2022-04-20 within 30; 2022-06-01 after that.
     assert (mega["mentions_7d"], mega["mentions_30d"], mega["mentions_total"]) == (1, 2, 3)
-    kraken = by_name["Kraken"]
-    assert kraken["first_mention_at"] == published(built, "kraken")
-    assert (kraken["mentions_7d"], kraken["mentions_30d"], kraken["mentions_total"]) == (0, 0, 1)
+    # The Kraken story names Hydra Market too, but years after the seizure: only the 90 days
+    # after an event count (tests/test_summaries.py tests the window's edges).
+    assert "Kraken" not in by_name
     # Events nobody followed up have no rows; no successor is mentioned before its event.
     assert not list(db.query("SELECT * FROM takedown_response WHERE event_id = 'evolution-exit-2015'"))
     for row in db.query("SELECT * FROM takedown_response"):

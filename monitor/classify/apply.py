@@ -108,15 +108,21 @@ def classify_items(db: Database, item_ids: Sequence[str], classifier: model.Clas
     for start in range(0, len(item_ids), BATCH):
         rows = store.items_for_classification(db, item_ids[start:start + BATCH])
         texts = [dataset.item_text(r) for r in rows]
-        scores = classifier.score(texts)
+        scores, analyses = _score(classifier, texts)
+        # The model's features hold the gazetteer markets of each text; the database's
+        # discovered names matter only for the few texts that contain one.
+        reuse = _same_gazetteer(extractor, analyses)
         score_rows, mention_rows, found = [], [], {}
-        for row, text, score in zip(rows, texts, scores, strict=True):
+        for row, text, score, analysis in zip(rows, texts, scores, analyses, strict=True):
             flagged = bool(score >= threshold)
             result.flagged += flagged
             score_rows.append({"item_id": row["id"], "model_version": classifier.version,
                                "score": round(float(score), 6), "flagged": int(flagged),
                                "classified_at": iso(now)})
-            mentions = extractor.find(text)
+            if reuse and extractor.adds_nothing(text, analysis.words):
+                mentions = analysis.mentions
+            else:
+                mentions = extractor.find(text)
             mention_rows.extend({"item_id": row["id"], "market": m.name, "surface": m.surface,
                                  "role": m.role} for m in mentions)
             seen_at = row["collected_at"] or iso(now)
@@ -134,6 +140,24 @@ def classify_items(db: Database, item_ids: Sequence[str], classifier: model.Clas
     if result.discovered:
         log.info("new market names: %s", ", ".join(result.discovered))
     return result
+
+
+def _score(classifier: model.Classifier, texts: list[str]) -> tuple[Sequence[float], list]:
+    """Scores and the model's analyses of the texts; no analyses ([None, ...]) from a
+    scorer that only scores (replay's precomputed scores)."""
+    score_analysed = getattr(classifier, "score_analysed", None)
+    if score_analysed is not None:
+        return score_analysed(texts)
+    return classifier.score(texts), [None] * len(texts)
+
+
+def _same_gazetteer(extractor: Extractor, analyses: Sequence[object]) -> bool:
+    """Whether the model's analyses came from the extractor's gazetteer (the model reads
+    default_extractor(); a gazetteer edited since that was built is not the same)."""
+    from .markets import default_extractor
+
+    return bool(analyses) and analyses[0] is not None and \
+        default_extractor().gazetteer.digest == extractor.gazetteer.digest
 
 
 def _new_names(mentions: Iterable[Mention]) -> list[tuple[str, str | None]]:

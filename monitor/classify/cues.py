@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 DARKNET, MARKET_NEAR, RELAUNCH, REPLACEMENT, MIGRATION, WARNING, TAKEDOWN, EXIT, OUTAGE, \
     NEGATED, ARCHIVE, STATS, OTHER_SENSE = range(13)
@@ -157,7 +158,6 @@ _VERSION = re.compile(r"\b\d\.0\b|\bv[2-9]\b")
 _QUESTION = re.compile(r"\b(?:where|which|what|any|anyone|anybody|who|куда|какую|какой|что)\b"
                        r"[^.?!]{0,80}\?")
 _PERCENT = re.compile(r"\d\s?%")
-_NEGATION_WORD = re.compile(r"\b(?:not|never|neither|nor|no longer)\b|n[’']t\b")
 # Negation a few words before a return ("neither ... has resurfaced", "did not come back").
 _NEGATED_RETURN = re.compile(
     r"\b(?:not|never|neither|nor|no longer|hasn't|haven't|won't|isn't|wasn't|didn't|hasn’t"
@@ -236,7 +236,9 @@ class Scan:
     question: bool
     version: bool
     percent: bool
-    tokens: list[tuple[int, int, str]]  # the lower-cased words, for the market extractor
+    tokens: Tokens  # the lower-cased words with offsets, for the market extractor
+    words: list[str]  # the same words alone
+    present: set[str]  # and as a set
 
     def counts(self, outside: Iterable[tuple[int, int]] = ()) -> list[int]:
         """Matches per category (indexed by the category constants), outside the spans."""
@@ -269,41 +271,126 @@ class Scan:
 
 def scan(lowered: str) -> Scan:
     """Every cue in a lower-cased text, with character offsets."""
-    tokens = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(lowered)]
-    count = len(tokens)
+    tokens = _tokens(lowered)
+    words, ends = tokens.words, tokens.end
+    present = set(words)
+    count = len(words)
+    # Most words start no cue: look them all up at once, then visit only those that do.
+    entries = list(map(_CACHE.get, words))
+    if None in entries:
+        entries = [_candidates(w) if e is None else e for w, e in zip(words, entries,
+                                                                         strict=True)]
     matches = []
-    for i, (start, end, word) in enumerate(tokens):
-        entry = _CACHE.get(word)
-        if entry is None:
-            entry = _candidates(word)
-        singles, by_second, others = entry
-        for category in singles:
-            matches.append((start, end, category))
+    for i in itertools.compress(range(count), entries):
+        singles, by_second, others = entries[i]
+        if singles:
+            end = ends(i)
+            for category in singles:
+                matches.append((end - len(words[i]), end, category))
         if i + 1 >= count or not (by_second or others):
             continue
-        second = tokens[i + 1][2]
-        for rest, category in (*by_second.get(second, ()), *others):
+        phrases = by_second.get(words[i + 1]) if by_second else None
+        if phrases is None:
+            if not others:
+                continue
+            phrases = others
+        elif others:
+            phrases = (*phrases, *others)
+        for rest, category in phrases:
             last = i + len(rest)
             if last >= count:
                 continue
             for k, (text, is_prefix) in enumerate(rest, i + 1):
-                other = tokens[k][2]
+                other = words[k]
                 if not (other.startswith(text) if is_prefix else other == text):
                     break
             else:
-                matches.append((start, tokens[last][1], category))
-    if _NEGATION_WORD.search(lowered):
+                matches.append((ends(i) - len(words[i]), ends(last), category))
+    # The regular expressions below match only where one of these words is a token.
+    if not present.isdisjoint(_NEGATION_TOKENS):
         matches.extend((m.start(), m.end(), NEGATED) for m in _NEGATED_RETURN.finditer(lowered))
-    version = bool(_VERSION.search(lowered))
+    version = not present.isdisjoint(_SUFFIX_TOKENS) and bool(_VERSION.search(lowered))
     if version:
         matches.extend((m.start(), m.end(), RELAUNCH) for m in _VERSION.finditer(lowered))
     return Scan(matches, "?" in lowered and bool(_QUESTION.search(lowered)), version,
-                "%" in lowered and bool(_PERCENT.search(lowered)), tokens)
+                "%" in lowered and bool(_PERCENT.search(lowered)), tokens, words, present)
+
+
+_NEGATION_TOKENS = frozenset(("not", "never", "neither", "nor", "longer", "t"))
+_SUFFIX_TOKENS = frozenset(("0", *(f"v{d}" for d in range(2, 10))))
+
+
+class Tokens(Sequence[tuple[int, int, str]]):
+    """The words of a text as (start, end, word), made on access: most texts need the
+    offsets of only a few words (those that start a cue or a name), and building a tuple
+    for every word cost more than the rest of the scan's bookkeeping.
+
+    `parts` is the text split into pieces that are words or not (gaps), `index` says which
+    pieces are the words, and a word's end is the running length of the pieces up to it,
+    plus `sep` characters per piece before it (the split character, when one was dropped).
+    """
+
+    __slots__ = ("_ends", "_index", "_sep", "words")
+
+    def __init__(self, parts: list[str], index: Sequence[int], sep: int) -> None:
+        self.words = list(filter(None, parts)) if sep else parts[1::2]
+        self._ends = list(itertools.accumulate(map(len, parts)))
+        self._index = index
+        self._sep = sep
+
+    def end(self, i: int) -> int:
+        """The offset just past word i."""
+        j = self._index[i]
+        return self._ends[j] + j * self._sep
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, int, str]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[int, int, str]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[int, int, str] | list[tuple[int, int, str]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self.words)))]
+        word = self.words[i]  # (raises IndexError past the end)
+        end = self.end(i if i >= 0 else i + len(self.words))
+        return end - len(word), end, word
+
+    def __iter__(self) -> Iterator[tuple[int, int, str]]:
+        return map(self.__getitem__, range(len(self.words)))
+
+
+def _tokens(lowered: str) -> Tokens:
+    """The words of a text, as _WORD finds them. An ASCII text (after the usual non-ASCII
+    punctuation is blanked, which moves no offset) is cut by mapping every non-word
+    character to a space and splitting at spaces, which costs far less than the regular
+    expression; other texts are split by the expression, into gaps and words alternately.
+    Either way a word's offsets are running sums of lengths: no Python step per word."""
+    if not lowered.isascii():
+        for mark in _PUNCTUATION:
+            if mark in lowered:
+                lowered = lowered.replace(mark, " ")
+    if lowered.isascii():
+        parts = lowered.translate(_GAPS_TO_SPACES).split(" ")
+        return Tokens(parts, list(itertools.compress(range(len(parts)), parts)), 1)
+    parts = _WORD_PARTS.split(lowered)
+    return Tokens(parts, range(1, len(parts), 2), 0)
+
+
+# Frequent in news and never part of a word: a dash, quotes, a non-breaking space.
+_PUNCTUATION = "\u2014\u2013\u2018\u2019\u201c\u201d\u00a0\u2026"
+_GAPS_TO_SPACES = str.maketrans({chr(c): " " for c in range(128)
+                                 if not re.fullmatch(r"[^\W_]", chr(c))})
+_WORD_PARTS = re.compile(f"({_WORD.pattern})")
 
 
 # Word -> (categories of one-word cues it is, phrases that may start with it keyed by their
-# second word, phrases whose second word is a prefix). Words repeat across texts, so each
-# is resolved once; the cache stops growing at a size that costs a few megabytes.
+# second word, phrases whose second word is a prefix), or () for a word that starts no cue.
+# Words repeat across texts, so each is resolved once; the cache stops growing at a size
+# that costs a few megabytes.
 _CACHE: dict[str, tuple] = {}
 _CACHE_MAX = 200_000
 
@@ -325,7 +412,7 @@ def _candidates(word: str) -> tuple:
             others.append((rest, category))
         else:
             by_second.setdefault(text, []).append((rest, category))
-    result = (singles, by_second, tuple(others))
+    result = (singles, by_second, tuple(others)) if found else ()
     if len(_CACHE) < _CACHE_MAX:
         _CACHE[word] = result
     return result

@@ -11,13 +11,16 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from . import cues
 from .markets import Analysed, Gazetteer, Mention, default_extractor
@@ -42,6 +45,7 @@ class Analysis:
     masked: str
     mentions: list[Mention]
     cues: np.ndarray
+    words: list[str]  # the lower-cased words the cue scan saw (Extractor.adds_nothing)
 
 
 def masked_text(analysis: Analysis) -> str:
@@ -53,9 +57,12 @@ _TERM = re.compile(r"[^\W\d_]+|\d+|\?")
 
 
 class TermVectorizer(TfidfVectorizer):
-    """TF-IDF over `terms`. Once fitted, the analyzer drops terms outside the vocabulary
-    before counting: scikit-learn would look each one up and catch a KeyError, which for
-    the many unseen word pairs costs more than the rest of the transform."""
+    """TF-IDF over `terms`. Once fitted, transform counts the known terms itself: each
+    text's word, pair and prefix ids come from dictionary lookups run by `map` (pairs looked
+    up as tuples, so the pair strings are never built), where scikit-learn would join every
+    pair and step through each term in Python, catching a KeyError for the many unseen
+    ones. The weighting that follows is scikit-learn's, step for step, so the matrix is the
+    same."""
 
     def __init__(self, *, min_df: int = 2, sublinear_tf: bool = True) -> None:
         super().__init__(analyzer=terms, min_df=min_df, sublinear_tf=sublinear_tf)
@@ -66,6 +73,7 @@ class TermVectorizer(TfidfVectorizer):
 
     def fit_transform(self, raw_documents: object, y: object = None) -> object:
         self.__dict__.pop("vocabulary_", None)  # a refit starts from all terms
+        self.__dict__.pop("_lookups", None)
         return super().fit_transform(raw_documents, y)
 
     def build_analyzer(self) -> object:
@@ -74,24 +82,84 @@ class TermVectorizer(TfidfVectorizer):
             return terms
         return functools.partial(known_terms, vocabulary)
 
+    def transform(self, raw_documents: list[Analysis]) -> sparse.csr_matrix:
+        vocabulary = getattr(self, "vocabulary_", None)
+        if vocabulary is None:
+            return super().transform(raw_documents)  # (raises: not fitted)
+        words, pairs, prefixes = self._term_lookups(vocabulary)
+        indices: list[int] = []
+        counts: list[int] = []
+        indptr = [0]
+        for analysis in raw_documents:
+            tokens = term_words(analysis)
+            # (ids are one up, so that filter drops the unknown terms, None, and no id 0)
+            found = Counter(filter(None, itertools.chain(
+                map(words, tokens), map(pairs, itertools.pairwise(tokens)),
+                map(prefixes, map(_FIVE, itertools.compress(
+                    tokens, map(_SIX.__lt__, map(len, tokens))))))))
+            indices.extend(found)
+            counts.extend(found.values())
+            indptr.append(len(indices))
+        matrix = sparse.csr_matrix(
+            (np.array(counts, dtype=np.float64), np.array(indices, dtype=np.int32) - 1,
+             np.array(indptr, dtype=np.int32)), shape=(len(indptr) - 1, len(vocabulary)))
+        matrix.sort_indices()
+        # As TfidfTransformer.transform does it, in the same order of operations.
+        if self.sublinear_tf:
+            np.log(matrix.data, matrix.data)
+            matrix.data += 1.0
+        if self.use_idf:
+            matrix.data *= self.idf_[matrix.indices]
+        return normalize(matrix, norm=self.norm, copy=False) if self.norm else matrix
+
+    def _term_lookups(self, vocabulary: dict[str, int]) -> tuple:
+        """Lookups of term id + 1 for words, word pairs (as tuples) and five-letter prefixes
+        (by the prefix alone), built once per fitted vocabulary (not saved with the model)."""
+        cached = self.__dict__.get("_lookups")
+        if cached is not None and cached[0] is vocabulary:
+            return cached[1]
+        words = {t: i + 1 for t, i in vocabulary.items()}
+        pairs = {tuple(t.split(" ")): i + 1 for t, i in vocabulary.items() if " " in t}
+        prefixes = {t[1:]: i + 1 for t, i in vocabulary.items() if t.startswith("~")}
+        lookups = (words.get, pairs.get, prefixes.get)
+        self._lookups = (vocabulary, lookups)
+        return lookups
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_lookups", None)
+        return state
+
+
+_SIX = 6  # words longer than this have a prefix term (SIX.__lt__(len): no Python step)
+_FIVE = operator.itemgetter(slice(0, 5))
+
 
 def known_terms(vocabulary: dict[str, int], analysis: Analysis) -> list[str]:
-    return [t for t in terms(analysis) if t in vocabulary]
+    return list(filter(vocabulary.__contains__, terms(analysis)))
 
 
 def terms(analysis: Analysis) -> list[str]:
     """The word vectorizer's analyzer: words, word pairs, and the first five letters of longer
     words ("migrat", "relaun"), which catch inflections and typos at a fraction of the cost
     of character n-grams."""
-    words = _TERM.findall(analysis.masked.lower())
+    words = term_words(analysis)
     out = list(words)
-    out.extend(f"{a} {b}" for a, b in itertools.pairwise(words))
-    out.extend("~" + w[:5] for w in words if len(w) > 6)
+    out.extend(map(" ".join, itertools.pairwise(words)))  # no Python step per pair
+    out.extend(["~" + w[:5] for w in words if len(w) > 6])
     return out
 
 
-def _capped(n: int, cap: int = 3) -> float:
-    return min(n, cap) / cap
+def term_words(analysis: Analysis) -> list[str]:
+    """The words of the masked text, lower-cased: runs of letters, runs of digits, and
+    question marks. Usually these are the cue scan's words, which need no second pass over
+    the text: when no name was masked (the mask writes "mkt"), there is no "?" and no word
+    mixes letters and digits (checked for ASCII words; others are tokenised again)."""
+    words, masked = analysis.words, analysis.masked
+    if "mkt" in masked or "?" in masked or not "".join(words).isascii() or not all(
+            map(str.isdigit, itertools.filterfalse(str.isalpha, words))):
+        return _TERM.findall(masked.lower())
+    return words
 
 
 def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
@@ -128,21 +196,30 @@ def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
     succession = relaunch + replacement + migration + question > 0
     context = darknet or bool(names)
     words = low.count(" ") + 1
-    return np.array([
-        _capped(relaunch), _capped(replacement), _capped(migration), question,
-        _capped(n(cues.WARNING)), _capped(takedown), _capped(exit_), _capped(outage),
-        _capped(n(cues.NEGATED), 1), _capped(n(cues.ARCHIVE), 2),
-        _capped(n(cues.STATS) + scan.percent), _capped(n(cues.OTHER_SENSE)), darknet,
-        _capped(len(names), 4), "successor" in roles, "predecessor" in roles, new_name,
+    values = np.array([
+        relaunch, replacement, migration, question, n(cues.WARNING), takedown, exit_, outage,
+        n(cues.NEGATED), n(cues.ARCHIVE), n(cues.STATS) + scan.percent, n(cues.OTHER_SENSE),
+        darknet, len(names), "successor" in roles, "predecessor" in roles, new_name,
         successor_entry, succession and context,
         succession and bool(names), succession and not context,
         (takedown > 0) and not succession, (exit_ + outage > 0) and not succession,
         bool(names) and not succession, math.log1p(words) / 6,
         "successor" in roles and "predecessor" in roles, question and context,
-        _capped(to_market, 2), _capped(from_market, 2), on_market_now, _capped(fate, 2),
-        market_list, _capped(versioned, 2), bool(fate) and not succession and not to_market,
-        bool(fate) and bool(to_market or from_market), _capped(arrives, 1),
+        to_market, from_market, on_market_now, fate,
+        market_list, versioned, bool(fate) and not succession and not to_market,
+        bool(fate) and bool(to_market or from_market), arrives,
     ], dtype=np.float64)
+    # min(n, cap) / cap for the counted features, all at once (the others pass unchanged)
+    np.minimum(values, _CAPS, out=values)
+    values /= _DIVISORS
+    return values
+
+
+# The cap of each feature in FEATURES' order (a count of n is min(n, cap) / cap, so
+# 1.0 from the cap on); inf: not a count.
+_CAPS = np.array([3, 3, 3, np.inf, 3, 3, 3, 3, 1, 2, 3, 3, np.inf, 4, *[np.inf] * 13,
+                  2, 2, np.inf, 2, np.inf, 2, np.inf, np.inf, 1], dtype=np.float64)
+_DIVISORS = np.where(np.isinf(_CAPS), 1.0, _CAPS)
 
 
 class Analyzer(BaseEstimator, TransformerMixin):
@@ -158,7 +235,7 @@ class Analyzer(BaseEstimator, TransformerMixin):
         for text in texts:
             analysed = extractor.analyse(text or "")
             out.append(Analysis(text or "", analysed.masked, analysed.mentions,
-                                cue_vector(analysed, gazetteer)))
+                                cue_vector(analysed, gazetteer), analysed.scan.words))
         return out
 
 

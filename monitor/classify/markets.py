@@ -76,13 +76,14 @@ _COINED = {"blacksprut", "блэкспрут", "блекспрут", "silkkitie"
 _DISCOVER_NAME = (r"(?P<name>(?:[A-Z][\w'’-]*|[a-z]+[A-Z0-9][\w-]*|[А-ЯЁ][\w-]*)"
                   r"(?:\s(?:[A-Z][\w'’-]*|\d+(?:\.\d+)?))?)")
 _VERSION_TAIL = r"(?:\d\.0|v\d|II|III|Reloaded|Reborn|Returns|Relaunched|Resurrected)"
+_LAUNCHED = (r"(?:[Mm]arket(?:place)?|DNM)\s*,?\s+(?:has\s+|have\s+|just\s+|finally\s+"
+             r"|officially\s+|now\s+)*(?:launched|opened|went live|is\s+(?:now\s+)?"
+             r"(?:live|up|online|open|here)|goes live)")
 _DISCOVER = [
     re.compile(r"\b(?:[Nn]ew|[Aa]nother|[Ff]resh)\s+(?:[\w-]+\s+){0,2}?(?:market(?:place)?|dnm|DNM"
                r"|shop|site|platform)s?\s*,?\s*(?:called|named|dubbed|known as|going by|by the "
                r"name(?: of)?)\s+[\"'“‘«]?" + _DISCOVER_NAME),
-    re.compile(_DISCOVER_NAME + r"\s+(?:[Mm]arket(?:place)?|DNM)\s*,?\s+(?:has\s+|have\s+|just\s+"
-               r"|finally\s+|officially\s+|now\s+)*(?:launched|opened|went live|is\s+(?:now\s+)?"
-               r"(?:live|up|online|open|here)|goes live)"),
+    re.compile(_DISCOVER_NAME + r"\s+" + _LAUNCHED),
     re.compile(r"(?P<name>(?:[A-Z][\w'’-]*|[А-ЯЁ][\w-]*)(?:\s[A-Z][\w'’-]*)?\s" + _VERSION_TAIL
                + r")\s+(?:is|are|has|just|went)\s+(?:now\s+|finally\s+|officially\s+|been\s+)?"
                r"(?:up|live|back|online|open|launched|here|out|released)"),
@@ -101,6 +102,8 @@ _MOVE_TARGET = re.compile(
     r"\b(?:mov\w*|migrat\w*|go|goes|going|went|head\w*|switch\w*|relocat\w*|pivot\w*"
     r"|retreat\w*|jump\w*|fle\w*|landed|now|over|stick\w*|stay\w*|try|trying|use|using)\s+"
     r"(?:over\s+|back\s+)?(?:to|onto|on|at|with)\s+(?P<name>[A-Z][\w'’-]+)")
+# What every _MOVE_TARGET match ends with, searched first: it is much cheaper.
+_MOVE_TAIL = re.compile(r"\s(?:to|onto|on|at|with)\s+[A-Z]")
 _MARKET_AFTER = re.compile(r"[ \t]+(?:[Mm]arket(?:place)?|DNM)\b")
 _NOT_MARKET_WORDS = _STOP_NAMES | {
     "stock", "farmers", "flea", "christmas", "holiday", "super", "free", "open", "single",
@@ -117,14 +120,17 @@ _NOT_MARKET_WORDS = _STOP_NAMES | {
 # Words each discovery pattern needs (one from each set), tested on the text's words before
 # the pattern runs: most texts need none of the patterns.
 _DISCOVER_NEEDS = [[frozenset(group) for group in groups] for groups in (
-    [("called", "named", "dubbed", "known", "going", "name")],
+    [("called", "named", "dubbed", "known", "going", "name"), ("new", "another", "fresh")],
     [("market", "marketplace", "dnm"), ("launched", "opened", "live", "up", "online", "open",
                                         "here")],
     [("0", "ii", "iii", "reloaded", "reborn", "returns", "relaunched", "resurrected", "v2", "v3",
       "v4"), ("is", "are", "has", "just", "went")],
     [("launch", "launched", "opening", "debut"), ("of",)],
-    [],  # Russian: run on any text that is not plain ASCII
+    [],  # Russian: run on any text whose words are not plain ASCII
 )]
+# The end of a discovery pattern, searched first where the name at its start would make the
+# regular expression try every position of a long text.
+_DISCOVER_TAILS = [None, re.compile(r"\s" + _LAUNCHED), None, None, None]
 
 # Role patterns run on the lower-cased sentence around a mention: the text just before it
 # (anchored at its end) and just after it (anchored at its start).
@@ -442,6 +448,8 @@ class Extractor:
     _stems: dict[str, list[_Entry]] = field(default_factory=dict, init=False, repr=False)
     _onion_keys: list[tuple[str, _Entry]] = field(default_factory=list, init=False, repr=False)
     _prefixes: set[str] = field(default_factory=set, init=False, repr=False)
+    _extra_keys: tuple[tuple[str, ...], tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         markets = list(self.gazetteer.markets)
@@ -449,6 +457,8 @@ class Extractor:
         for name in self.discovered:
             if joined_key(name) not in known:
                 markets.append(Market(name=name, ambiguous=True, origin="discovered"))
+        if len(markets) > len(self.gazetteer.markets):
+            self._extra_keys = _discovered_keys(markets)
         for m in markets:
             joined = frozenset(joined_key(s) for s in (m.name, *m.aliases) if " " in s.strip())
             spellings = frozenset((m.name, *m.aliases))
@@ -480,6 +490,28 @@ class Extractor:
         spans = [(h.start, h.end) for h in hits if not h.in_url]
         return Analysed(_mentions(hits), _mask(normal, hits), scan, spans)
 
+    def adds_nothing(self, text: str, words: list[str] | None = None) -> bool:
+        """Whether this extractor's discovered names cannot change what `text` yields, so
+        that the gazetteer-only extractor's result (the model's) serves as this one's.
+        `words`: the text's words as its cue scan has them (Analysed.scan.words), if known.
+
+        Every lookup that could reach a discovered name uses a key made of the text's words
+        run together, or a versioned name whose base is in them; so if no such key occurs in
+        the text's joined words, no lookup can. Texts with non-ASCII words are not judged."""
+        if self._extra_keys is None:
+            return True
+        if words is None:
+            if not text.isascii():
+                text = unicodedata.normalize("NFKC", text)
+            words = _TOKEN.findall(text.lower())
+        joined = "".join(words)
+        if not joined.isascii():
+            return False
+        keys, bases = self._extra_keys
+        if any(map(joined.__contains__, keys)):
+            return False
+        return _VERSION_TOKENS.isdisjoint(words) or not any(map(joined.__contains__, bases))
+
     def names(self, text: str) -> list[str]:
         return list(dict.fromkeys(m.name for m in self.find(text)))
 
@@ -505,11 +537,17 @@ class Extractor:
                            for m in _TOKEN.finditer(text)]
         else:
             scan_tokens = scan.tokens
-        for start, end in body_spans:
-            tokens = scan_tokens if len(body_spans) == 1 else [
-                t for t in scan_tokens if t[0] >= start and t[1] <= end]
-            candidates.extend(self._token_hits(text, tokens))
-        for hit in self._discover(text, lowered, {t[2] for t in scan_tokens}):
+        if len(body_spans) == 1 and scan_tokens is scan.tokens and (
+                lowered.isascii() or "".join(scan.words).isascii()):
+            # The usual case: the cue scan's words are already folded.
+            candidates.extend(self._token_hits(text, scan_tokens, scan.words))
+        else:
+            for start, end in body_spans:
+                tokens = scan_tokens if len(body_spans) == 1 else [
+                    t for t in scan_tokens if t[0] >= start and t[1] <= end]
+                candidates.extend(self._token_hits(text, tokens))
+        words = scan.present if scan_tokens is scan.tokens else {t[2] for t in scan_tokens}
+        for hit in self._discover(text, lowered, words):
             # Being introduced as a market is context enough: the discovery replaces a weaker
             # match of the same words ("Empire 2.0 is up").
             overlapping = [h for h in candidates if h.start < hit.end and hit.start < h.end]
@@ -532,14 +570,25 @@ class Extractor:
             found = self._stems.get(_stem(key))
         return found or []
 
-    def _token_hits(self, text: str, tokens: Sequence[tuple[int, int, str]]) -> list[_Hit]:
-        """Known names in a run of lower-cased tokens (offsets into `text`)."""
+    def _token_hits(self, text: str, tokens: Sequence[tuple[int, int, str]],
+                    ascii_words: list[str] | None = None) -> list[_Hit]:
+        """Known names in a run of lower-cased tokens (offsets into `text`); `ascii_words`:
+        the tokens' words when all of them are ASCII (then folding changes nothing)."""
         hits = []
-        folded = [t if t.isascii() else _fold(t) for _, _, t in tokens]
         prefixes = self._prefixes
         count = len(tokens)
-        i = 0
-        while i < count:
+        if ascii_words is not None:
+            folded = ascii_words
+            # Only a word that starts some key can start a name (no stems in ASCII).
+            starts: Iterable[int] = itertools.compress(range(count),
+                                                       map(prefixes.__contains__, folded))
+        else:
+            folded = [t if t.isascii() else _fold(t) for _, _, t in tokens]
+            starts = range(count)
+        following = 0  # the first token not taken by the previous name
+        for i in starts:
+            if i < following:
+                continue
             # Walk forward while the joined tokens are still the start of some known key.
             key = folded[i]
             match: tuple[int, list[_Entry]] | None = None
@@ -549,28 +598,30 @@ class Extractor:
                 if entries:
                     match = (k - i + 1, entries)
                 k += 1
-                if k >= count or k - i >= MAX_NGRAM or not _tight(text, tokens[k - 1][1],
-                                                                   tokens[k][0]):
+                if k >= count or k - i >= MAX_NGRAM:
                     break
-                key += folded[k]
+                longer = key + folded[k]
+                # The lookup first: it rules out nearly every pair of words more cheaply.
+                if longer not in prefixes or not _tight(text, tokens[k - 1][1], tokens[k][0]):
+                    break
+                key = longer
             if match is None and not folded[i].isascii() and _CYRILLIC.search(folded[i]):
                 stemmed = self._stems.get(_stem(folded[i]))
                 if stemmed:
                     match = (1, stemmed)
             if match is None:
-                i += 1
                 continue
             n, entries = match
             start, end = tokens[i][0], tokens[i + n - 1][1]
             entry = _best_entry(entries, text[start:end])
             if entry is None:
-                i += n
+                following = i + n
                 continue
             version, used = _version_after(text, tokens, i + n)
             if used:
                 end = tokens[i + n + used - 1][1]
             hits.append(self._make_hit(entry, text[start:end], start, end, version))
-            i += n + used
+            following = i + n + used
         return hits
 
     def _make_hit(self, entry: _Entry, surface: str, start: int, end: int,
@@ -639,9 +690,12 @@ class Extractor:
 
     def _discover(self, text: str, lowered: str, words: set[str]) -> list[_Hit]:
         found = []
-        for pattern, needs in zip(_DISCOVER, _DISCOVER_NEEDS, strict=True):
-            if (not needs and lowered.isascii()) or not all(
+        ascii_words = "".join(words).isascii()
+        for pattern, needs, tail in zip(_DISCOVER, _DISCOVER_NEEDS, _DISCOVER_TAILS, strict=True):
+            if (not needs and ascii_words) or not all(
                     not words.isdisjoint(need) for need in needs):
+                continue
+            if tail is not None and not tail.search(text):
                 continue
             for match in pattern.finditer(text):
                 raw = match.group("name").strip(" '\"’-")
@@ -671,8 +725,8 @@ class Extractor:
         """Market-like names outside the gazetteer; accepted only in darknet context."""
         found = []
         for pattern, hidden in ((_PSEUDO_MARKET, False), (_MOVE_TARGET, True)):
-            if hidden and " to " not in text and " on " not in text and " at " not in text \
-                    and " with " not in text:
+            if hidden and ((" to " not in text and " on " not in text and " at " not in text
+                            and " with " not in text) or not _MOVE_TAIL.search(text)):
                 continue
             if not hidden and "Market" not in text and "Bazaar" not in text:
                 continue
@@ -770,6 +824,35 @@ def _ordinary_use(text: str, hit: _Hit) -> bool:
 def _title_case(text: str) -> bool:
     words = re.findall(r"[^\W\d_]{4,}", text)
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+def _discovered_keys(markets: Sequence[Market]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What a text must contain for a discovered name to match in it (see
+    Extractor.adds_nothing): the name's key; or, for a versioned name ("Empire 2.0", which
+    also matches "Empire v2", "Empire II" or an alias of Empire with a suffix), the key of a
+    spelling of its base together with a version word."""
+    suffixes = {f"{digit}0" for digit in range(10)} | {joined_key(v) for v in
+                                                       _VERSION_WORDS.values()}
+    keys, bases = set(), set()
+    for market in markets:
+        if market.origin != "discovered":
+            continue
+        key = joined_key(market.name)
+        keys.add(key)
+        for suffix in suffixes:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                base = key[:-len(suffix)]
+                bases.add(base)
+                bases.update(joined_key(s) for m in markets if joined_key(m.name) == base
+                             for s in m.aliases)
+    # Non-ASCII keys are left out: texts whose words are not ASCII are not judged.
+    return (tuple(sorted(k for k in keys if k and k.isascii())),
+            tuple(sorted(k for k in bases if k and k.isascii())))
+
+
+# Every word a version suffix is read from (_version_after, _DISCOVER, _split_version).
+_VERSION_TOKENS = frozenset(_VERSION_WORDS) | {str(d) for d in range(10)} | {
+    f"v{d}" for d in range(10)}
 
 
 def _tight(text: str, end: int, start: int) -> bool:

@@ -31,7 +31,7 @@ from sklearn.svm import LinearSVC
 
 from ..errors import MonitorError
 from . import dataset
-from .features import Analyzer, CueVectorizer, TermVectorizer
+from .features import Analysis, Analyzer, CueVectorizer, TermVectorizer
 from .markets import gazetteer_path, load_gazetteer
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,15 @@ class Classifier:
         if not texts:
             return np.zeros(0)
         return self.pipeline.predict_proba(list(texts))[:, 1]
+
+    def score_analysed(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Analysis]]:
+        """The scores and each text's analysis (its gazetteer market mentions among them):
+        the caller that also stores mentions need not run the extractor a second time."""
+        if not texts:
+            return np.zeros(0), []
+        first, rest = self.pipeline.steps[0][1], self.pipeline[1:]
+        analyses = first.transform(list(texts))
+        return rest.predict_proba(analyses)[:, 1], analyses
 
 
 # Chosen by 5-fold cross-validation on the training set (C of the SVM, weight of the cue

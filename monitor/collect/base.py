@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+# An entry not yet made into an item: its item id, and what makes the item (None: nothing
+# worth keeping).
+Pending = tuple[str, Callable[[], dict[str, Any] | None]]
 
 
 @dataclass
@@ -19,6 +24,10 @@ class Fetched:
     seen: int | None = None
     moved_to: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # Entries in document order, made into items (after `items`) only when their id is not
+    # stored yet: most entries of a changed feed are, and normalising them (HTML to text)
+    # would be wasted work.
+    pending: Sequence[Pending] = ()
 
 
 class Source(Protocol):

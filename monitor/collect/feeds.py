@@ -8,6 +8,7 @@ import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import feedparser
@@ -18,7 +19,7 @@ from ..errors import SourceError
 from ..http import HostGate, fetch
 from ..text import html_to_text, safe_url
 from ..timeutil import from_struct, iso
-from .base import Fetched
+from .base import Fetched, Pending
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,20 @@ def entries_to_items(parsed: feedparser.FeedParserDict, *, source: str, base_url
     return list(items.values())
 
 
+def pending_items(parsed: feedparser.FeedParserDict, *, source: str, base_url: str,
+                  now: datetime, kind: str = "news") -> list[Pending]:
+    """Each entry's item id with what makes its item: entries_to_items, deferred, so that
+    only the entries not stored yet are normalised (store.record_fetch)."""
+    pending: list[Pending] = []
+    for entry in parsed.entries:
+        key = entry_key(entry)
+        if key is not None:
+            pending.append((item_id(source, key), partial(
+                entry_to_item, entry, source=source, base_url=base_url, now=now, kind=kind,
+                key=key)))
+    return pending
+
+
 @dataclass
 class FeedSource:
     """One configured feed, fetched conditionally."""
@@ -178,7 +193,7 @@ class FeedSource:
         if resp.not_modified:
             return Fetched(items=[], not_modified=True, etag=etag, modified=modified)
         parsed = parse_feed(resp.body, resp.headers)
-        items = entries_to_items(parsed, source=self.name, base_url=resp.url, now=now,
-                                 kind=self.item_kind)
-        return Fetched(items=items, etag=etag, modified=modified, seen=len(parsed.entries),
+        pending = pending_items(parsed, source=self.name, base_url=resp.url, now=now,
+                                kind=self.item_kind)
+        return Fetched(pending=pending, etag=etag, modified=modified, seen=len(parsed.entries),
                        moved_to=resp.moved_to)

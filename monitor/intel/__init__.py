@@ -46,12 +46,14 @@ def after_classify(db: Database, item_ids: Sequence[str], now: datetime,
     result = IntelResult()
     if not item_ids:
         return result
-    result.warnings = warnings.mark(db, item_ids)
-    result.edges = lineage.update(db, item_ids)
+    # The items are read once (the steps change mentions, never items).
+    items = store.intel_items(db, item_ids)
+    result.warnings = warnings.mark(db, item_ids, items)
+    result.edges = lineage.update(db, item_ids, items)
     window = timedelta(seconds=settings.corroboration_window)
-    result.corroborations = corroboration.update(db, item_ids, window)
+    result.corroborations = corroboration.update(db, item_ids, window, items)
     named = {m["market"] for rows in store.item_mentions(
-        db, [i["id"] for i in store.intel_items(db, item_ids)]).values() for m in rows}
+        db, [i["id"] for i in items]).values() for m in rows}
     result.alerts = alerts.check(db, named, now, settings)
     for alert in store.alerts_by_id(db, result.alerts):
         log.warning("alert: %s", alerts.describe(alert))

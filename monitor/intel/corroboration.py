@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -20,10 +21,12 @@ _FAMILY = {"news": "news", "reddit_post": "reddit", "reddit_comment": "reddit"}
 _OTHER = {"news": "reddit", "reddit": "news"}
 
 
-def update(db: Database, item_ids: Sequence[str], window: timedelta) -> list[int]:
-    """Record the corroborations these items complete; return the new rows' ids."""
+def update(db: Database, item_ids: Sequence[str], window: timedelta,
+           items: list[dict[str, Any]] | None = None) -> list[int]:
+    """Record the corroborations these items complete; return the new rows' ids.
+    `items`: store.intel_items(db, item_ids), when the caller has them."""
     new: list[int] = []
-    items = store.intel_items(db, item_ids)
+    items = store.intel_items(db, item_ids) if items is None else items
     mentions = store.item_mentions(db, [i["id"] for i in items])
     for item in items:
         family = _FAMILY.get(item["kind"])

@@ -191,8 +191,10 @@ def edge_from_evidence(predecessor: str, successor: str, evidence: Sequence[dict
     return row
 
 
-def update(db: Database, item_ids: Sequence[str]) -> int:
-    """Add the edges that the mentions of these items show; return how many edges changed."""
+def update(db: Database, item_ids: Sequence[str],
+           items: list[dict[str, Any]] | None = None) -> int:
+    """Add the edges that the mentions of these items show; return how many edges changed.
+    `items`: store.intel_items(db, item_ids), when the caller has them."""
     markets = store.all_markets(db)
     stated = {(r["predecessor"], r["successor"]): r["origin"]
               for r in store.stated_predecessors(db)}
@@ -202,7 +204,7 @@ def update(db: Database, item_ids: Sequence[str]) -> int:
         if pair not in stored or (origin == "gazetteer" and stored[pair]["origin"] != origin)}
     graph = Graph([*stated, *stored])
     known = {m["name"] for m in markets} | {n for pair in stored for n in pair}
-    items = store.intel_items(db, item_ids)
+    items = store.intel_items(db, item_ids) if items is None else items
     mentions = store.item_mentions(db, [i["id"] for i in items])
     evidence = []
     for item in items:

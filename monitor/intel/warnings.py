@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -150,10 +151,11 @@ def _target(lowered: str, hits: list[tuple[int, int, str]], start: int, end: int
     return None
 
 
-def mark(db: Database, item_ids: Sequence[str]) -> int:
+def mark(db: Database, item_ids: Sequence[str],
+         items: list[dict[str, Any]] | None = None) -> int:
     """Store a `warning` mention for each market these items warn about; return how many
-    were new."""
-    items = store.intel_items(db, item_ids)
+    were new. `items`: store.intel_items(db, item_ids), when the caller has them."""
+    items = store.intel_items(db, item_ids) if items is None else items
     mentions = store.item_mentions(db, [i["id"] for i in items])
     named = {m["market"] for rows in mentions.values() for m in rows}
     aliases = {name: string_list(row.get("aliases"))
