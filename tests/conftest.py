@@ -10,6 +10,7 @@ from pytest_httpserver import HTTPServer
 
 from monitor import store
 from monitor.config import Config, load_config
+from tests.analyst_helpers import Built, analyst_fixture
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -21,6 +22,13 @@ def shared_path(*parts: str) -> Path:
         pytest.skip(f"{path} not found: the shared test data (../shared) is not beside this "
                     "checkout")
     return path
+
+
+@pytest.fixture
+def built(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Built:
+    """The analysts' database (tests/analyst_helpers.py): collected, classified, in a copy
+    of its own for each test."""
+    return analyst_fixture(tmp_path_factory, tmp_path)
 
 
 @pytest.fixture

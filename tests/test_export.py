@@ -6,18 +6,12 @@ import csv
 import io
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from monitor import store
 from monitor.cli import cli
 from monitor.export import CSV_COLUMNS
-from tests.analyst_helpers import Built, analyst_fixture, item_id
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
+from tests.analyst_helpers import Built, item_id
 
 
 def run(built: Built, *args: str):

@@ -12,12 +12,7 @@ from monitor import store
 from monitor.cli import cli
 from monitor.errors import MonitorError
 from monitor.labels import labeling_queue, record_label
-from tests.analyst_helpers import Built, analyst_fixture, item_id
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
+from tests.analyst_helpers import Built, item_id
 
 
 def invoke(built: Built, *args: str, env: dict | None = None):

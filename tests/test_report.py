@@ -5,21 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from click.testing import CliRunner
 
 from monitor import store
 from monitor.cli import cli
 from monitor.report import Report, build_report, render_report, window
-from tests.analyst_helpers import NEWS, Built, analyst_fixture
+from tests.analyst_helpers import NEWS, Built
 
 RECENT = [e for e in NEWS if e.age is not None]  # the items of the last days
 FLAGGED_RECENT = {"kraken", "alphabay", "zorblax"}
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
 
 
 def test_window_is_local_days_today_included():

@@ -22,17 +22,11 @@ import pytest
 from monitor import serve as serving
 from tests.analyst_helpers import (
     Built,
-    analyst_fixture,
     free_port,
     item_id,
     monitor_command,
     wait_for_http,
 )
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
 
 
 class Server:

@@ -12,14 +12,9 @@ import pytest
 
 from monitor import store
 from monitor.timeutil import iso
-from tests.analyst_helpers import Built, analyst_fixture, item_id
+from tests.analyst_helpers import Built, item_id
 
 SUMMARIES = ("market_items", "market_days", "market_first", "flagged_current")
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
 
 
 @pytest.fixture

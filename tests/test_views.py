@@ -10,15 +10,10 @@ import pytest
 
 from monitor import store
 from monitor.timeutil import iso
-from tests.analyst_helpers import NEWS, Built, analyst_fixture, item_id
+from tests.analyst_helpers import NEWS, Built, item_id
 
 VIEWS = ("flagged_items", "market_daily", "new_markets", "takedown_response", "source_health")
 PUBLISHED = {e.guid: e for e in NEWS}
-
-
-@pytest.fixture
-def built(tmp_path_factory, tmp_path) -> Built:
-    return analyst_fixture(tmp_path_factory, tmp_path)
 
 
 @pytest.fixture
