@@ -271,7 +271,7 @@ def register_sources(db: Database, sources: Iterable[tuple[str, str, str]]) -> N
         if rows:
             db["sources"].upsert_all(rows, pk="name")
         names = [r["name"] for r in rows]
-        marks = ",".join("?" * len(names))
+        marks = _marks(names)
         db.execute(f"UPDATE sources SET active = 0 WHERE name NOT IN ({marks}) "
                    "AND kind != 'replay'", names)
 
@@ -320,10 +320,12 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
     document order, after `items`: only those whose id is not stored are made.
     """
     with write_transaction(db):
+        # One lookup of what is stored serves both the pending entries and the items.
+        stored = _stored_item_ids(db, [*(i["id"] for i in items), *(i for i, _ in pending)])
         if pending:
-            items = [*items, *_make_pending(db, pending)]
+            items = [*items, *_make_pending(pending, stored)]
         _ensure_item_sources(db, name, items)
-        new_ids = _insert_new_items(db, name, items)
+        new_ids = _insert_new_items(db, items, stored)
         state: dict[str, Any] = {
             "last_attempt_at": iso(now), "last_success_at": iso(now),
             "consecutive_failures": 0, "last_error": None, "next_attempt_at": None, "gap": None,
@@ -337,23 +339,26 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
     return new_ids
 
 
-def _make_pending(db: Database, pending: Sequence[tuple[str, Callable[[], dict | None]]]
+def _make_pending(pending: Sequence[tuple[str, Callable[[], dict | None]]], stored: set[str]
                   ) -> list[dict]:
     """The items of the pending entries whose ids are not stored, as entries_to_items would
     make them (the first entry of an id that gives an item wins)."""
-    ids = list(dict.fromkeys(item_id for item_id, _ in pending))
-    skip = set()
-    for chunk in _chunks(ids):
-        marks = ",".join("?" * len(chunk))
-        skip.update(r[0] for r in db.execute(f"SELECT id FROM items WHERE id IN ({marks})",
-                                             chunk))
     made: dict[str, dict] = {}
     for item_id, make in pending:
-        if item_id not in skip and item_id not in made:
+        if item_id not in stored and item_id not in made:
             item = make()
             if item is not None:
                 made[item_id] = item
     return list(made.values())
+
+
+def _stored_item_ids(db: Database, ids: Sequence[str]) -> set[str]:
+    """Which of these item ids are stored."""
+    stored: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        stored.update(r[0] for r in db.execute(
+            f"SELECT id FROM items WHERE id IN ({_marks(chunk)})", chunk))
+    return stored
 
 
 def _ensure_item_sources(db: Database, name: str, items: Sequence[dict]) -> None:
@@ -376,26 +381,25 @@ def save_items(db: Database, items: Sequence[dict]) -> list[str]:
         sources = {item["source"] for item in items}
         for source in sources:
             ensure_source(db, source, "replay")
-        return _insert_new_items(db, None, items)
+        return _insert_new_items(db, items)
 
 
-def _insert_new_items(db: Database, source: str | None, items: Sequence[dict]) -> list[str]:
+def _insert_new_items(db: Database, items: Sequence[dict], stored: set[str] | None = None
+                      ) -> list[str]:
+    """Insert the items whose ids are not stored (`stored`: that lookup, when the caller has
+    made it), marking syndicated copies; return the new ids."""
     unique: dict[str, dict] = {}
     for item in items:
         unique.setdefault(item["id"], item)
     ids = list(unique)
-    existing: set[str] = set()
-    for chunk in _chunks(ids):
-        marks = ",".join("?" * len(chunk))
-        existing.update(r[0] for r in db.execute(
-            f"SELECT id FROM items WHERE id IN ({marks})", chunk))
+    existing = _stored_item_ids(db, ids) if stored is None else stored
     new = [unique[i] for i in ids if i not in existing]
     if not new:
         return []
     hashes = {i["content_hash"] for i in new if i.get("content_hash")}
     first_by_hash: dict[str, tuple[str, str]] = {}
     for chunk in _chunks(list(hashes)):
-        marks = ",".join("?" * len(chunk))
+        marks = _marks(chunk)
         for h, item_id, src in db.execute(
                 f"SELECT content_hash, min(id), source FROM items WHERE content_hash IN ({marks}) "
                 "GROUP BY content_hash", chunk):
@@ -997,7 +1001,7 @@ def item_mentions(db: Database, item_ids: Sequence[str]) -> dict[str, list[dict[
     order = "CASE role WHEN 'successor' THEN 0 WHEN 'warning' THEN 1 " \
             "WHEN 'predecessor' THEN 2 ELSE 3 END"
     for chunk in _chunks(list(found)):
-        marks = ",".join("?" * len(chunk))
+        marks = _marks(chunk)
         for row in db.query(f"SELECT item_id, market, role, surface FROM mentions "
                             f"WHERE item_id IN ({marks}) ORDER BY item_id, {order}, market",
                             chunk):
@@ -1008,7 +1012,7 @@ def item_mentions(db: Database, item_ids: Sequence[str]) -> dict[str, list[dict[
 def markets_by_name(db: Database, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(names))):
-        marks = ",".join("?" * len(chunk))
+        marks = _marks(chunk)
         for row in db.query(f"SELECT * FROM markets WHERE name IN ({marks})", chunk):
             found[row["name"]] = row
     return found
@@ -1019,7 +1023,7 @@ def market_successors(db: Database, names: Iterable[str]) -> list[str]:
     names = sorted(set(names))
     if not names:
         return []
-    marks = ",".join("?" * len(names))
+    marks = _marks(names)
     return [r[0] for r in db.execute(
         f"SELECT name FROM markets WHERE predecessor IN ({marks}) ORDER BY name", names)]
 
