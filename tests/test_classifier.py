@@ -192,6 +192,25 @@ def test_the_term_counts_are_scikit_learns(trained, examples):
         assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
 
 
+def test_a_batch_is_analysed_as_each_text_alone(examples):
+    """The Analyzer scales a batch's cue features at once and reuses the scan's lower-cased
+    text: each text's vector is still the one it gets alone, and an empty batch is empty."""
+    from monitor.classify import features
+    from monitor.classify.markets import default_extractor
+
+    extractor = default_extractor()
+    texts = [e.text for e in examples[:200]] + POSITIVE + NEGATIVE + [
+        "", "Empire Market was seized — “again”", "https://alphabay.example/x moved to Hydra"]
+    analyses = features.Analyzer().transform(texts)
+    for text, analysis in zip(texts, analyses, strict=True):
+        alone = extractor.analyse(text)
+        assert np.array_equal(analysis.cues, features.cue_vector(alone, extractor.gazetteer))
+        assert alone.masked_lower in (None, alone.masked.lower())
+    assert sum(extractor.analyse(t).masked_lower is None for t in texts) > 10  # both kinds
+    assert features.Analyzer().transform([]) == []
+    assert features.CueVectorizer().transform([]).shape == (0, len(features.FEATURES))
+
+
 def test_cross_validation(examples):
     cv = model.cross_validate(examples, folds=3)
     assert cv["f1"] >= 0.8 and cv["precision"] >= 0.8 and cv["recall"] >= 0.75

@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import operator
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,12 +55,11 @@ _TERM = re.compile(r"[^\W\d_]+|\d+|\?")
 
 
 class TermVectorizer(TfidfVectorizer):
-    """TF-IDF over `terms`. Once fitted, transform counts the known terms itself: each
-    text's word, pair and prefix ids come from dictionary lookups run by `map` (pairs looked
-    up as tuples, so the pair strings are never built), where scikit-learn would join every
-    pair and step through each term in Python, catching a KeyError for the many unseen
-    ones. The weighting that follows is scikit-learn's, step for step, so the matrix is the
-    same."""
+    """TF-IDF over `terms`. Once fitted, transform counts the known terms itself: the word,
+    pair and prefix ids of a whole batch come from one dictionary lookup per word (run by
+    `map`) and numpy arrays (_TermLookups), and scipy counts them, where scikit-learn would
+    build every pair string and step through each term in Python. The weighting that
+    follows is scikit-learn's, step for step, so the matrix is the same."""
 
     def __init__(self, *, min_df: int = 2, sublinear_tf: bool = True) -> None:
         super().__init__(analyzer=terms, min_df=min_df, sublinear_tf=sublinear_tf)
@@ -86,23 +83,22 @@ class TermVectorizer(TfidfVectorizer):
         vocabulary = getattr(self, "vocabulary_", None)
         if vocabulary is None:
             return super().transform(raw_documents)  # (raises: not fitted)
-        words, pairs, prefixes = self._term_lookups(vocabulary)
-        indices: list[int] = []
-        counts: list[int] = []
-        indptr = [0]
+        lookups = self._term_lookups(vocabulary)
+        # The whole batch at once: every text's words in one list, each text followed by ""
+        # (in no term, so no pair spans two texts); one dictionary lookup per word, and the
+        # rest in numpy.
+        tokens: list[str] = []
+        sizes: list[int] = []
         for analysis in raw_documents:
-            tokens = term_words(analysis)
-            # (ids are one up, so that filter drops the unknown terms, None, and no id 0)
-            found = Counter(filter(None, itertools.chain(
-                map(words, tokens), map(pairs, itertools.pairwise(tokens)),
-                map(prefixes, map(_FIVE, itertools.compress(
-                    tokens, map(_SIX.__lt__, map(len, tokens))))))))
-            indices.extend(found)
-            counts.extend(found.values())
-            indptr.append(len(indices))
-        matrix = sparse.csr_matrix(
-            (np.array(counts, dtype=np.float64), np.array(indices, dtype=np.int32) - 1,
-             np.array(indptr, dtype=np.int32)), shape=(len(indptr) - 1, len(vocabulary)))
+            words = term_words(analysis)
+            tokens += words
+            tokens.append("")
+            sizes.append(len(words) + 1)
+        rows = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        ids, id_rows = lookups.terms(tokens, rows)
+        # coo -> csr sums the repeated (row, term) entries and sorts each row's terms.
+        matrix = sparse.coo_matrix((np.ones(len(ids), dtype=np.float64), (id_rows, ids)),
+                                   shape=(len(sizes), len(vocabulary))).tocsr()
         matrix.sort_indices()
         # As TfidfTransformer.transform does it, in the same order of operations.
         if self.sublinear_tf:
@@ -112,16 +108,12 @@ class TermVectorizer(TfidfVectorizer):
             matrix.data *= self.idf_[matrix.indices]
         return normalize(matrix, norm=self.norm, copy=False) if self.norm else matrix
 
-    def _term_lookups(self, vocabulary: dict[str, int]) -> tuple:
-        """Lookups of term id + 1 for words, word pairs (as tuples) and five-letter prefixes
-        (by the prefix alone), built once per fitted vocabulary (not saved with the model)."""
+    def _term_lookups(self, vocabulary: dict[str, int]) -> _TermLookups:
+        """Built once per fitted vocabulary (not saved with the model)."""
         cached = self.__dict__.get("_lookups")
         if cached is not None and cached[0] is vocabulary:
             return cached[1]
-        words = {t: i + 1 for t, i in vocabulary.items()}
-        pairs = {tuple(t.split(" ")): i + 1 for t, i in vocabulary.items() if " " in t}
-        prefixes = {t[1:]: i + 1 for t, i in vocabulary.items() if t.startswith("~")}
-        lookups = (words.get, pairs.get, prefixes.get)
+        lookups = _TermLookups(vocabulary)
         self._lookups = (vocabulary, lookups)
         return lookups
 
@@ -131,8 +123,59 @@ class TermVectorizer(TfidfVectorizer):
         return state
 
 
-_SIX = 6  # words longer than this have a prefix term (SIX.__lt__(len): no Python step)
-_FIVE = operator.itemgetter(slice(0, 5))
+_SIX = 6  # words longer than this have a prefix term
+
+
+class _TermLookups:
+    """A fitted vocabulary as arrays: each word that is a term or part of a pair term has a
+    code; by code, its word term and its prefix term; a pair by the two codes, in a sorted
+    array. A text's terms then take one dictionary lookup per word (and one more for an
+    unknown long word's prefix) instead of three."""
+
+    def __init__(self, vocabulary: dict[str, int]) -> None:
+        pairs = [(t.split(" "), i) for t, i in vocabulary.items() if " " in t]
+        self.prefixes = {t[1:]: i for t, i in vocabulary.items() if t.startswith("~")}
+        known = list(dict.fromkeys(itertools.chain(
+            (t for t in vocabulary if " " not in t and not t.startswith("~")),
+            (w for words, _ in pairs for w in words))))
+        self.codes = {w: k for k, w in enumerate(known)}
+        # (index -1, an unknown word: no term)
+        self.word_ids = np.array([*(vocabulary.get(w, -1) for w in known), -1], dtype=np.int64)
+        self.prefix_ids = np.array(
+            [*(self.prefixes.get(w[:5], -1) if len(w) > _SIX else -1 for w in known), -1],
+            dtype=np.int64)
+        self.size = len(known)
+        keys = np.array([self.codes[a] * self.size + self.codes[b] for (a, b), _ in pairs],
+                        dtype=np.int64)
+        order = np.argsort(keys)
+        self.pair_keys = keys[order]
+        self.pair_ids = np.array([i for _, i in pairs], dtype=np.int64)[order]
+
+    def terms(self, tokens: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The term id of every word, pair and prefix term in `tokens`, and its row."""
+        codes = np.array(list(map(self.codes.get, tokens, _MISSING)), dtype=np.int64)
+        words = self.word_ids[codes]
+        prefixes = self.prefix_ids[codes]
+        unknown = np.flatnonzero(codes < 0)
+        if len(unknown):
+            prefixes[unknown] = [self.prefixes.get(w[:5], -1) if len(w) > _SIX else -1
+                                 for w in map(tokens.__getitem__, unknown.tolist())]
+        first, second = codes[:-1], codes[1:]
+        keys = first * self.size + second
+        at = np.minimum(np.searchsorted(self.pair_keys, keys), max(len(self.pair_keys) - 1, 0))
+        found = (first >= 0) & (second >= 0)
+        if len(self.pair_keys):
+            found &= self.pair_keys[at] == keys
+        else:
+            found[:] = False
+        pairs = self.pair_ids[at[found]] if len(self.pair_keys) else np.zeros(0, np.int64)
+        ids = np.concatenate([words, pairs, prefixes])
+        id_rows = np.concatenate([rows, rows[:-1][found], rows])
+        known = ids >= 0
+        return ids[known], id_rows[known]
+
+
+_MISSING = itertools.repeat(-1)  # the default of each lookup (map(d.get, keys, _MISSING))
 
 
 def known_terms(vocabulary: dict[str, int], analysis: Analysis) -> list[str]:
@@ -165,6 +208,20 @@ def term_words(analysis: Analysis) -> list[str]:
 def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
     """The cue features of one analysed text. Cue words inside market names do not count,
     and the relations to names are read from the masked text."""
+    return _scaled(np.array([cue_values(analysed, gazetteer)], dtype=np.float64))[0]
+
+
+def _scaled(values: np.ndarray) -> np.ndarray:
+    """Rows of cue_values as features: min(n, cap) / cap for the counted ones (the others
+    pass unchanged), all at once."""
+    np.minimum(values, _CAPS, out=values)
+    values /= _DIVISORS
+    return values
+
+
+def cue_values(analysed: Analysed, gazetteer: Gazetteer) -> list:
+    """The raw cue features of one analysed text (counts not yet capped), in FEATURES'
+    order."""
     scan, spans, mentions = analysed.scan, analysed.spans, analysed.mentions
 
     totals = scan.counts(spans)
@@ -176,7 +233,9 @@ def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
     question = 1 if scan.question else 0
     takedown, exit_, outage = n(cues.TAKEDOWN), n(cues.EXIT), n(cues.OUTAGE)
     darknet = 1 if n(cues.DARKNET) or scan.has(cues.DARKNET) else 0
-    low = analysed.masked.lower()
+    low = analysed.masked_lower
+    if low is None:
+        low = analysed.masked.lower()
     if "mkt" in low:
         to_market = cues.count(cues.TO_MARKET, low)
         from_market = cues.count(cues.FROM_MARKET, low)
@@ -196,7 +255,7 @@ def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
     succession = relaunch + replacement + migration + question > 0
     context = darknet or bool(names)
     words = low.count(" ") + 1
-    values = np.array([
+    return [
         relaunch, replacement, migration, question, n(cues.WARNING), takedown, exit_, outage,
         n(cues.NEGATED), n(cues.ARCHIVE), n(cues.STATS) + scan.percent, n(cues.OTHER_SENSE),
         darknet, len(names), "successor" in roles, "predecessor" in roles, new_name,
@@ -208,11 +267,7 @@ def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
         to_market, from_market, on_market_now, fate,
         market_list, versioned, bool(fate) and not succession and not to_market,
         bool(fate) and bool(to_market or from_market), arrives,
-    ], dtype=np.float64)
-    # min(n, cap) / cap for the counted features, all at once (the others pass unchanged)
-    np.minimum(values, _CAPS, out=values)
-    values /= _DIVISORS
-    return values
+    ]
 
 
 # The cap of each feature in FEATURES' order (a count of n is min(n, cap) / cap, so
@@ -232,10 +287,17 @@ class Analyzer(BaseEstimator, TransformerMixin):
         extractor = default_extractor()
         gazetteer = extractor.gazetteer
         out = []
+        values = []
         for text in texts:
             analysed = extractor.analyse(text or "")
-            out.append(Analysis(text or "", analysed.masked, analysed.mentions,
-                                cue_vector(analysed, gazetteer), analysed.scan.words))
+            values.append(cue_values(analysed, gazetteer))
+            out.append(Analysis(text or "", analysed.masked, analysed.mentions, None,
+                                analysed.scan.words))
+        # The cue vectors of the batch scaled at once; each text's is a row of the matrix.
+        if out:
+            for analysis, row in zip(out, _scaled(np.array(values, dtype=np.float64)),
+                                     strict=True):
+                analysis.cues = row
         return out
 
 

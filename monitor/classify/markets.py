@@ -264,6 +264,9 @@ class Analysed:
     masked: str
     scan: cues.Scan
     spans: list[tuple[int, int]]
+    # masked.lower() when the mask changed nothing (the text was lowered for the scan
+    # already), else None
+    masked_lower: str | None = None
 
 
 @dataclass
@@ -486,9 +489,11 @@ class Extractor:
         learns the words around names rather than the names themselves; the text's cues; and
         the spans of the names (cue words inside names, as in "Black Market Reloaded", do not
         count)."""
-        hits, normal, scan = self._hits(text)
+        hits, normal, scan, lowered = self._hits(text)
         spans = [(h.start, h.end) for h in hits if not h.in_url]
-        return Analysed(_mentions(hits), _mask(normal, hits), scan, spans)
+        masked = _mask(normal, hits)
+        return Analysed(_mentions(hits), masked, scan, spans,
+                        lowered if masked == normal else None)
 
     def adds_nothing(self, text: str, words: list[str] | None = None) -> bool:
         """Whether this extractor's discovered names cannot change what `text` yields, so
@@ -517,7 +522,9 @@ class Extractor:
 
     # Matching.
 
-    def _hits(self, text: str) -> tuple[list[_Hit], str, cues.Scan]:
+    def _hits(self, text: str) -> tuple[list[_Hit], str, cues.Scan, str]:
+        """The accepted hits, the text as matched (normalised), its scan, and the text
+        lower-cased."""
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
         lowered = text.lower()
@@ -558,11 +565,11 @@ class Extractor:
             if not any(h.start < hit.end and hit.start < h.end for h in candidates):
                 candidates.append(hit)
         if not candidates:
-            return [], text, scan
+            return [], text, scan, lowered
         self._accept(text, lowered, scan, candidates)
         hits = sorted((h for h in candidates if h.accepted), key=lambda h: h.start)
         _assign_roles(lowered, scan, hits, self.gazetteer)
-        return hits, text, scan
+        return hits, text, scan, lowered
 
     def _lookup(self, key: str) -> list[_Entry]:
         found = self._index.get(key)
@@ -692,8 +699,8 @@ class Extractor:
         found = []
         ascii_words = "".join(words).isascii()
         for pattern, needs, tail in zip(_DISCOVER, _DISCOVER_NEEDS, _DISCOVER_TAILS, strict=True):
-            if (not needs and ascii_words) or not all(
-                    not words.isdisjoint(need) for need in needs):
+            # (any(map(...)) rather than a generator: this runs for every text)
+            if any(map(words.isdisjoint, needs)) if needs else ascii_words:
                 continue
             if tail is not None and not tail.search(text):
                 continue
