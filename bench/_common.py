@@ -115,14 +115,20 @@ class Timing:
 
 @contextmanager
 def timed() -> Iterator[Timing]:
-    """Wall time and this process's CPU time (all threads) of the block."""
+    """Wall time and CPU time of the block: this process's (all threads), plus that of the
+    child processes that ended within it (the parsing workers stop with their cycle)."""
     result = Timing()
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), time.process_time() + _children_cpu()
     try:
         yield result
     finally:
         result.wall = time.perf_counter() - wall
-        result.cpu = time.process_time() - cpu
+        result.cpu = time.process_time() + _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float:

@@ -91,6 +91,9 @@ class HttpConfig:
     concurrency: int = 32
     per_host_delay: Interval = Interval(1)
     user_agent: str = ""
+    # Worker processes that parse when a cycle has much to parse (a first backfill); 0
+    # parses in the fetch threads only (best on a single CPU). See collect/parse_pool.py.
+    parse_processes: int = 2
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,9 @@ def config_from_dict(data: dict, path: Path, env: typing.Mapping[str, str]) -> C
     if http.max_bytes < 1024 or http.concurrency < 1 or http.retries < 0:
         raise ConfigError(f"{where}: http: max_bytes must be at least 1024, concurrency "
                           "at least 1 and retries at least 0")
+    if not 0 <= http.parse_processes <= 64:
+        raise ConfigError(f"{where}: http.parse_processes: must be between 0 (parse in the "
+                          "fetch threads) and 64")
     _check_text(http.user_agent, where, "http.user_agent")
 
     daemon = _build(DaemonConfig, data.get("daemon", {}), where, "daemon")

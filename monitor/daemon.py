@@ -45,6 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlite_utils import Database
 
 from . import __version__, lock, pipeline, store
+from .collect import parse_pool
 from .collect.base import Fetched, Source
 from .config import Config, DigestConfig, load_config
 from .errors import MonitorError
@@ -573,6 +574,7 @@ class Daemon:
         return True
 
     def _close(self) -> None:
+        parse_pool.release_all(self._sources.values())
         with self._db_lock:
             if self._db is not None:
                 self._db.close()

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from sqlite_utils import Database
 
 from . import store
+from .collect import parse_pool
 from .collect.base import Fetched, Source
 from .collect.feeds import FeedSource
 from .config import Config
@@ -72,7 +73,9 @@ def build_sources(config: Config, *, gate: HostGate | None = None) -> list[Sourc
     session = make_session(config.http.user_agent, pool_size=max(10, config.http.concurrency),
                            hosts=len(hosts) + 1)  # one more for Reddit
     gate = gate or HostGate(delay=config.http.per_host_delay)
-    sources: list[Source] = [FeedSource(feed, session, config.http, gate)
+    processes = config.http.parse_processes
+    parser = parse_pool.ParsePool(processes) if processes else None
+    sources: list[Source] = [FeedSource(feed, session, config.http, gate, parser=parser)
                              for feed in config.feeds if feed.enabled]
     if config.reddit is not None:
         from .collect.reddit import reddit_sources
@@ -113,6 +116,20 @@ def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = N
     if not due:
         return results
     handed: list[tuple[SourceResult, int]] = []  # stored, waiting for on_new
+    try:
+        _run_due(db, due, now, concurrency, on_new, progress, results, handed)
+    finally:
+        # Parsing workers live for one cycle: between cycles no processes wait around.
+        parse_pool.release_all(source for source, _ in due)
+    if on_new:
+        _hand_on(db, handed, on_new, now)
+    return results
+
+
+def _run_due(db: Database, due: list[tuple[Source, dict]], now: datetime, concurrency: int,
+             on_new: NewItemsHook | None, progress: Callable[[SourceResult], None] | None,
+             results: list[SourceResult], handed: list[tuple[SourceResult, int]]) -> None:
+    """Fetch the due sources concurrently; store each as it arrives, in this thread."""
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(due))),
                             thread_name_prefix="fetch") as pool:
         pending: dict[Future, tuple[Source, dict, int]] = {}
@@ -134,10 +151,7 @@ def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = N
                 progress(result)
             if on_new and sum(r.new for r, _ in handed) >= HOOK_BATCH:
                 _hand_on(db, handed, on_new, now)
-                handed = []
-    if on_new:
-        _hand_on(db, handed, on_new, now)
-    return results
+                handed.clear()
 
 
 def register_missing(db: Database, sources: Iterable[Source]) -> None:

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import feedparser
 import requests
@@ -20,6 +20,9 @@ from ..http import HostGate, fetch
 from ..text import html_to_text, safe_url
 from ..timeutil import from_struct, iso
 from .base import Fetched, Pending
+
+if TYPE_CHECKING:
+    from .parse_pool import ParsePool
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +171,7 @@ class FeedSource:
     gate: HostGate | None = None
     kind: str = "feed"
     item_kind: str = "news"
+    parser: ParsePool | None = None  # worker processes for a cycle with much to parse
 
     @property
     def name(self) -> str:
@@ -192,7 +196,14 @@ class FeedSource:
         modified = resp.headers.get("Last-Modified") or state.get("modified")
         if resp.not_modified:
             return Fetched(items=[], not_modified=True, etag=etag, modified=modified)
-        parsed = parse_feed(resp.body, resp.headers)
+        with self.parser.claim(len(resp.body)) if self.parser else nullcontext(False) as away:
+            if away:
+                seen, items = self.parser.items(
+                    resp.body, dict(resp.headers), source=self.name, base_url=resp.url,
+                    now=now, kind=self.item_kind)
+                return Fetched(items=items, etag=etag, modified=modified, seen=seen,
+                               moved_to=resp.moved_to)
+            parsed = parse_feed(resp.body, resp.headers)
         pending = pending_items(parsed, source=self.name, base_url=resp.url, now=now,
                                 kind=self.item_kind)
         return Fetched(pending=pending, etag=etag, modified=modified, seen=len(parsed.entries),
