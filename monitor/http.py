@@ -6,6 +6,8 @@ feedparser and praw never fetch on their own: every byte from the network comes 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import random
@@ -16,13 +18,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from requests.sessions import merge_setting
-from requests.utils import get_environ_proxies
+from requests.cookies import RequestsCookieJar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_environ_proxies, get_netrc_auth
 
 from . import __version__
 from .config import HttpConfig
@@ -84,36 +89,82 @@ class _HostHold:
 
 
 class Session(requests.Session):
-    """A requests session that reads the proxy settings of the environment once.
+    """A requests session that does per request only what a plain GET of ours needs.
 
     requests reads every variable of the environment (for HTTP(S)_PROXY, NO_PROXY, the CA
     bundle) on each request: about a third of a request's CPU. A session lives for a cycle
-    or a daemon's run, whose environment does not change: they are read once, and whether a
-    site goes through the proxy (NO_PROXY) once per site.
+    or a daemon's run, whose environment does not change: they are read once (whether there
+    is a netrc file too), and whether a site goes through the proxy (NO_PROXY) or has netrc
+    credentials once per site. Preparing a request merges settings through generic helpers
+    (each an isinstance check against a typing Protocol, slow): a plain GET is prepared with
+    PreparedRequest's own steps instead (tests/test_http_session.py holds the two equal).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self._environ: tuple[bool, str | None] | None = None
+        self._environ: _Environ | None = None
         self._site_proxies: dict[tuple[str, str], dict[str, str]] = {}
+        self._site_auth: dict[str, tuple[str, str] | None] = {}
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        if not self._plain(request):
+            return super().prepare_request(request)
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(request.method)
+        prepared.url = _prepared_url(request.url)
+        headers = CaseInsensitiveDict(self.headers)
+        headers.update(request.headers or {})
+        prepared.prepare_headers({k: v for k, v in headers.items() if v is not None})
+        prepared.prepare_body(None, None)
+        # netrc credentials, else user:password in the URL, as requests would add them.
+        auth = self._netrc_auth(prepared.url) if (
+            self.trust_env and self._environment().netrc) else None
+        if auth or "@" in prepared.url:
+            prepared.prepare_auth(auth, prepared.url)
+        prepared.prepare_cookies(RequestsCookieJar())  # redirects add to it: one each
+        prepared.prepare_hooks(request.hooks)
+        return prepared
+
+    def _plain(self, request: requests.Request) -> bool:
+        """A GET with nothing to merge but headers: no body, query parameters, auth,
+        cookies or hooks, on the request or on the session."""
+        return (isinstance(request.url, str) and (request.method or "").upper() == "GET"
+                and not (request.data or request.files or request.params or request.auth
+                         or request.cookies)
+                and request.json is None
+                and self.auth is None and not self.params and not self.cookies
+                and not any(request.hooks.values()) and not any(self.hooks.values()))
+
+    def _netrc_auth(self, url: str) -> tuple[str, str] | None:
+        # Once per site, like the proxies: requests reads and parses the file each time.
+        site = urlsplit(url).netloc.lower()
+        if site not in self._site_auth:
+            self._site_auth[site] = get_netrc_auth(url)
+        return self._site_auth[site]
 
     def merge_environment_settings(self, url: str, proxies: dict | None, stream: bool | None,
                                    verify: bool | str | None, cert: object) -> dict:
         if not self.trust_env or proxies:  # proxies of the call itself: requests' own way
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if self._environ is None:
-            # Two threads may both read it the first time: the same answer, no harm.
-            proxied = any(scheme != "no" for scheme in getproxies())
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            self._environ = (proxied, bundle)
-        proxied, bundle = self._environ
+        proxied, bundle, _ = self._environment()
         if bundle and (verify is True or verify is None):
             verify = bundle
-        return {"proxies": merge_setting(self._proxies_for(url) if proxied else {},
-                                         self.proxies),
-                "stream": merge_setting(stream, self.stream),
-                "verify": merge_setting(verify, self.verify),
-                "cert": merge_setting(cert, self.cert)}
+        # requests' merge_setting, written out: the call's value unless None; proxies
+        # merged over the session's, a None dropping a scheme.
+        merged = {**self.proxies, **self._proxies_for(url)} if proxied else dict(self.proxies)
+        return {"proxies": {k: v for k, v in merged.items() if v is not None},
+                "stream": self.stream if stream is None else stream,
+                "verify": self.verify if verify is None else verify,
+                "cert": self.cert if cert is None else cert}
+
+    def _environment(self) -> _Environ:
+        if self._environ is None:
+            # Two threads may both read it the first time: the same answer, no harm.
+            self._environ = _Environ(
+                proxied=any(scheme != "no" for scheme in getproxies()),
+                bundle=os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
+                netrc=_netrc_file_exists())
+        return self._environ
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         parts = urlsplit(url)
@@ -121,7 +172,30 @@ class Session(requests.Session):
         found = self._site_proxies.get(site)
         if found is None:
             found = self._site_proxies[site] = get_environ_proxies(url)
-        return dict(found)  # requests may add to it
+        return found
+
+
+class _Environ(NamedTuple):
+    """What requests would read from the environment on every request."""
+
+    proxied: bool  # any HTTP(S)_PROXY / ALL_PROXY set
+    bundle: str | None  # REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
+    netrc: bool  # a netrc file where requests looks: $NETRC, else ~/.netrc or ~/_netrc
+
+
+def _netrc_file_exists() -> bool:
+    named = os.environ.get("NETRC")
+    places = [named] if named is not None else ["~/.netrc", "~/_netrc"]
+    return any(os.path.exists(os.path.expanduser(place)) for place in places)
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    """The URL as requests sends it (IDNA host, quoting): the same for the same text each
+    time, so each feed's URL is parsed and re-quoted once. Errors are raised, never cached."""
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url
 
 
 def make_session(user_agent: str = "", pool_size: int = 10, max_redirects: int = 10, *,
@@ -192,6 +266,7 @@ def _fetch_once(session: requests.Session, url: str, headers: dict[str, str],
     with resp:
         moved_to = _permanent_move(resp)
         if resp.status_code == 304:
+            _hand_back(resp)
             return Response(resp.url, 304, dict(resp.headers), moved_to=moved_to)
         if resp.status_code >= 400:
             raise SourceError(
@@ -237,6 +312,17 @@ def read_capped(resp: requests.Response, cap: int, deadline: float, budget: floa
             raise SourceError("timed out while reading the body") from None
         raise SourceError(f"connection failed while reading: {name}: {_reason(exc)}") from None
     return b"".join(parts)
+
+
+def _hand_back(resp: requests.Response) -> None:
+    """Read the end of a response without a body (a 304), so that urllib3 puts its
+    connection back in the pool: closed unread, the connection is closed, and the host's
+    next feed has to connect again."""
+    if "chunked" in resp.headers.get("Transfer-Encoding", "").lower():
+        return  # a chunked 304 is broken: reading it could wait for the read timeout
+    # On an error the response is closed unread, as before: the 304 itself is good.
+    with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+        resp.raw.read(decode_content=False)
 
 
 def _permanent_move(resp: requests.Response) -> str | None:
