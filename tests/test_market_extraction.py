@@ -368,3 +368,70 @@ def test_negated_returns_and_version_numbers_in_the_cue_scan(text, negated, vers
     scan = cues.scan(text)
     assert scan.has(cues.NEGATED) is negated
     assert scan.version is version
+
+
+def _fuzzed_texts(seed: int, pieces: list[str], count: int = 600) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 16))) for _ in range(count)]
+
+
+def test_the_sentence_end_pattern_splits_as_the_plain_alternation():
+    import re
+
+    from monitor.classify import markets
+
+    plain = re.compile(r"[.!?;]+(?=\s)|\n+|[“”\"]\s")
+    pieces = ["a", " ", ".", "!", "?", ";", "\n", "“", "”", '"', "\t", "..", "x.y", "Bay"]
+    for text in (*SAMPLES, '"\n\n"', "end.\n\nnext", "a?! b", "x...y. z", *_fuzzed_texts(1, pieces)):
+        low = text.lower()
+        assert [m.span() for m in markets._SENTENCE_END.finditer(low)] == [
+            m.span() for m in plain.finditer(low)], text
+
+
+def test_the_move_word_test_never_rules_out_a_move_target():
+    from monitor.classify import cues, markets
+
+    pieces = [" ", "moved", "Moved", "to", "onto", "on", "at", "with", "over", "back", "go",
+              "fled", "now", "Cinder", "X", "_", "d", ",", "\n", "the", "use", "İ", "mov"]
+    moves = ["we moved to Cinder", "vendors are moving back to Cinder", "went over to Ares",
+             "now on Abacus", "sticking with Torzon", "fleeing to Kerberos"]
+    for text in (*moves, *SAMPLES, *_fuzzed_texts(2, pieces, 2000)):
+        words = cues.scan(text.lower()).words
+        if markets._MOVE_TARGET.search(text):
+            assert markets._may_move(text, words), text
+    for text in moves:
+        assert markets._may_move(text, cues.scan(text.lower()).words)
+    assert not markets._may_move("Sent to Europol at Noon", ["sent", "to", "europol", "at",
+                                                             "noon"])
+    assert markets._may_move("move_d to X", ["move", "d", "to", "x"])  # cannot tell: yes
+
+
+def test_the_market_relations_match_the_plain_patterns():
+    from monitor.classify import cues
+
+    texts = [" mkt  and  mkt ", "moved to the new  mkt  now", "from  mkt  refugees", "former mkt",
+             " mkt 's admins were seized", "after the fall of the  mkt ", " mkt ver  is back",
+             " mkt  is live", "now on  mkt ", " mkt , mkt ", "left for mkt", "dead mkt"]
+    pieces = [" ", " mkt ", " mkt ver ", "to", "the", "new", "from", "ex-", "seized", "fall of",
+              "is back", "now", "on", ",", "and", ".", "refugees", "'s", "went", "xmkt"]
+    for low in (*texts, *(t for t in _fuzzed_texts(3, pieces, 3000) if "mkt" in t)):
+        assert cues.relations(low) == (
+            cues.count(cues.TO_MARKET, low), cues.count(cues.FROM_MARKET, low),
+            1 if cues.ON_MARKET_NOW.search(low) else 0, cues.count(cues.MARKET_FATE, low),
+            1 if cues.MARKET_LIST.search(low) else 0, cues.count(cues.MARKET_ARRIVES, low)), low
+
+
+def test_a_scan_counts_the_same_with_or_without_character_offsets():
+    from monitor.classify import cues
+
+    for text in (*SAMPLES, "the market did not come back, it is back. empire 2.0 is up"):
+        scan = cues.scan(text.lower())
+        by_offsets = [0] * len(cues.VOCABULARY)
+        for _, _, category in scan.matches:
+            by_offsets[category] += 1
+        assert scan.counts() == by_offsets
+        assert scan.succession() == any(c in cues.SUCCESSION for _, _, c in scan.matches)
+        for category in range(len(cues.VOCABULARY)):
+            assert scan.has(category) == any(c == category for _, _, c in scan.matches)
+        for start, end, _ in scan.matches:
+            assert 0 <= start < end <= len(text)

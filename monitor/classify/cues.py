@@ -11,6 +11,7 @@ so "hasn't" is written "hasn t" and "re-launch" is "re launch".
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import overload
 DARKNET, MARKET_NEAR, RELAUNCH, REPLACEMENT, MIGRATION, WARNING, TAKEDOWN, EXIT, OUTAGE, \
     NEGATED, ARCHIVE, STATS, OTHER_SENSE = range(13)
 SUCCESSION = (RELAUNCH, REPLACEMENT, MIGRATION)
+SUCCESSION_SET = frozenset(SUCCESSION)
 
 VOCABULARY: dict[int, tuple[str, ...]] = {
     # Text about the darknet at all: an ambiguous name ("Empire", "Dream") counts as a market
@@ -187,6 +189,41 @@ MARKET_ARRIVES = re.compile(
 MARKET_LIST = re.compile(r"\bmkt(?: ver)?\s*(?:,|/|and|or)\s*(?:and\s+|or\s+)?mkt\b")
 VERSIONED = re.compile(r"\bmkt ver\b")
 
+# Cheap tests that a relation pattern above may match: where one finds nothing, so does the
+# pattern. A relation pattern starts with a word boundary or a word list, so the regular
+# expression engine tries it at nearly every position of the text; these start with the
+# literal "mkt", which it finds by a fast substring search. Patterns that end with the name
+# are tested on the reversed text ("tkm" for "mkt"); leaving out a \b or a group's other
+# words only lets a test pass more often.
+_TO_MARKET_REVERSED = re.compile(
+    r"tkm(?:\s+wen)?(?:\s+eht)?\s+(?:ot|sdrawot|rof)")  # "... to|towards|for the new mkt"
+_FROM_MARKET_REVERSED = re.compile(
+    r"tkm(?:\s+eht)?\s*(?:morf|-xe|remrof|dlo|lanigiro|dezies|daed)")
+_FROM_MARKET_AHEAD = re.compile(FROM_MARKET.pattern.split("|\\bmkt", 1)[1].join(("mkt", "")))
+_FATE_AHEAD = re.compile(MARKET_FATE.pattern.split("|\\b(?:fall", 1)[0].removeprefix(r"\b"))
+_FATE_REVERSED = re.compile(
+    r"tkm(?:\s+eht)?\s+fo\s+(?:llaf|esimed|htaed|erusolc|eruzies|nwodekat|tsub|espalloc"
+    r"|nwodtuhs|tixe|dne|ssol)")
+_ARRIVES_AHEAD = re.compile(MARKET_ARRIVES.pattern.removeprefix(r"\b"))
+_LIST_AHEAD = re.compile(MARKET_LIST.pattern.removeprefix(r"\b"))
+
+
+def relations(low: str) -> tuple[int, int, int, int, int, int]:
+    """In a masked, lower-cased text that holds "mkt": the matches of TO_MARKET,
+    FROM_MARKET, MARKET_FATE and MARKET_ARRIVES, and whether ON_MARKET_NOW and MARKET_LIST
+    match. Each pattern runs only where its cheap test passes (most texts pass none)."""
+    rev = low[::-1]
+    to_market = count(TO_MARKET, low) if _TO_MARKET_REVERSED.search(rev) else 0
+    from_market = count(FROM_MARKET, low) if (
+        _FROM_MARKET_REVERSED.search(rev) or _FROM_MARKET_AHEAD.search(low)) else 0
+    # Every ON_MARKET_NOW match has "now"; every MARKET_LIST match, two names.
+    on_market_now = 1 if "now" in low and ON_MARKET_NOW.search(low) else 0
+    fate = count(MARKET_FATE, low) if (
+        _FATE_AHEAD.search(low) or _FATE_REVERSED.search(rev)) else 0
+    market_list = 1 if _LIST_AHEAD.search(low) and MARKET_LIST.search(low) else 0
+    arrives = count(MARKET_ARRIVES, low) if _ARRIVES_AHEAD.search(low) else 0
+    return to_market, from_market, on_market_now, fate, market_list, arrives
+
 
 def _expand(phrase: str) -> list[tuple[str, ...]]:
     slots = [word.split("|") for word in _WORD_SPLIT.findall(phrase)]
@@ -230,9 +267,13 @@ _INDEX = _Index(VOCABULARY)
 
 @dataclass
 class Scan:
-    """Where each cue category matched in one text: (start, end, category) in characters."""
+    """Where each cue category matched in one text. The word cues are kept as (first word,
+    last word, category) in `found`, and turned into characters only when asked (`matches`):
+    most texts name no market, need only the categories, and so never pay for the words'
+    offsets. `extra`: the matches of the regular expressions, in characters."""
 
-    matches: list[tuple[int, int, int]]
+    found: list[tuple[int, int, int]]
+    extra: list[tuple[int, int, int]]
     question: bool
     version: bool
     percent: bool
@@ -240,12 +281,28 @@ class Scan:
     words: list[str]  # the same words alone
     present: set[str]  # and as a set
 
+    @functools.cached_property
+    def matches(self) -> list[tuple[int, int, int]]:
+        """Every match as (start, end, category) in characters."""
+        end, words = self.tokens.end, self.words
+        out = [(end(i) - len(words[i]), end(last), c) for i, last, c in self.found]
+        out.extend(self.extra)
+        return out
+
+    def categories(self) -> list[int]:
+        """The category of every match, in the order of `matches`."""
+        return [c for _, _, c in itertools.chain(self.found, self.extra)]
+
     def counts(self, outside: Iterable[tuple[int, int]] = ()) -> list[int]:
         """Matches per category (indexed by the category constants), outside the spans."""
         spans = list(outside)
         totals = [0] * len(VOCABULARY)
+        if not spans:
+            for c in self.categories():
+                totals[c] += 1
+            return totals
         for s, e, c in self.matches:
-            if not spans or not any(s < b and a < e for a, b in spans):
+            if not any(s < b and a < e for a, b in spans):
                 totals[c] += 1
         return totals
 
@@ -257,6 +314,8 @@ class Scan:
     def has(self, category: int, lo: int = 0, hi: int | None = None,
             outside: Iterable[tuple[int, int]] = ()) -> bool:
         spans = list(outside)
+        if lo <= 0 and hi is None and not spans:  # (every match starts at 0 or later)
+            return category in self.categories()
         for s, e, c in self.matches:
             if c == category and s >= lo and (hi is None or e <= hi) and not any(
                     s < b and a < e for a, b in spans):
@@ -265,6 +324,8 @@ class Scan:
 
     def succession(self, outside: Iterable[tuple[int, int]] = ()) -> bool:
         spans = list(outside)
+        if not spans:
+            return not SUCCESSION_SET.isdisjoint(self.categories())
         return any(c in SUCCESSION and not any(s < b and a < e for a, b in spans)
                    for s, e, c in self.matches)
 
@@ -272,7 +333,7 @@ class Scan:
 def scan(lowered: str) -> Scan:
     """Every cue in a lower-cased text, with character offsets."""
     tokens = _tokens(lowered)
-    words, ends = tokens.words, tokens.end
+    words = tokens.words
     present = set(words)
     count = len(words)
     # Most words start no cue: look them all up at once, then visit only those that do.
@@ -280,13 +341,12 @@ def scan(lowered: str) -> Scan:
     if None in entries:
         entries = [_candidates(w) if e is None else e for w, e in zip(words, entries,
                                                                          strict=True)]
-    matches = []
+    found = []
     for i in itertools.compress(range(count), entries):
         singles, by_second, others = entries[i]
         if singles:
-            end = ends(i)
             for category in singles:
-                matches.append((end - len(words[i]), end, category))
+                found.append((i, i, category))
         if i + 1 >= count or not (by_second or others):
             continue
         phrases = by_second.get(words[i + 1]) if by_second else None
@@ -305,14 +365,15 @@ def scan(lowered: str) -> Scan:
                 if not (other.startswith(text) if is_prefix else other == text):
                     break
             else:
-                matches.append((ends(i) - len(words[i]), ends(last), category))
+                found.append((i, last, category))
     # The regular expressions below match only where one of these words is a token.
+    extra = []
     if not present.isdisjoint(_NEGATION_TOKENS):
-        matches.extend((m.start(), m.end(), NEGATED) for m in _NEGATED_RETURN.finditer(lowered))
+        extra.extend((m.start(), m.end(), NEGATED) for m in _NEGATED_RETURN.finditer(lowered))
     version = not present.isdisjoint(_SUFFIX_TOKENS) and bool(_VERSION.search(lowered))
     if version:
-        matches.extend((m.start(), m.end(), RELAUNCH) for m in _VERSION.finditer(lowered))
-    return Scan(matches, "?" in lowered and bool(_QUESTION.search(lowered)), version,
+        extra.extend((m.start(), m.end(), RELAUNCH) for m in _VERSION.finditer(lowered))
+    return Scan(found, extra, "?" in lowered and bool(_QUESTION.search(lowered)), version,
                 "%" in lowered and bool(_PERCENT.search(lowered)), tokens, words, present)
 
 
@@ -328,20 +389,29 @@ class Tokens(Sequence[tuple[int, int, str]]):
     `parts` is the text split into pieces that are words or not (gaps), `index` says which
     pieces are the words, and a word's end is the running length of the pieces up to it,
     plus `sep` characters per piece before it (the split character, when one was dropped).
+    The running lengths (and an `index` of None) are worked out on the first offset asked
+    for: most texts need none.
     """
 
-    __slots__ = ("_ends", "_index", "_sep", "words")
+    __slots__ = ("_ends", "_index", "_parts", "_sep", "words")
 
-    def __init__(self, parts: list[str], index: Sequence[int], sep: int) -> None:
+    def __init__(self, parts: list[str], index: Sequence[int] | None, sep: int) -> None:
         self.words = list(filter(None, parts)) if sep else parts[1::2]
-        self._ends = list(itertools.accumulate(map(len, parts)))
+        self._parts = parts
+        self._ends: list[int] | None = None
         self._index = index
         self._sep = sep
 
     def end(self, i: int) -> int:
         """The offset just past word i."""
+        ends = self._ends
+        if ends is None:
+            parts = self._parts
+            if self._index is None:
+                self._index = list(itertools.compress(range(len(parts)), parts))
+            ends = self._ends = list(itertools.accumulate(map(len, parts)))
         j = self._index[i]
-        return self._ends[j] + j * self._sep
+        return ends[j] + j * self._sep
 
     def __len__(self) -> int:
         return len(self.words)
@@ -375,7 +445,7 @@ def _tokens(lowered: str) -> Tokens:
                 lowered = lowered.replace(mark, " ")
     if lowered.isascii():
         parts = lowered.translate(_GAPS_TO_SPACES).split(" ")
-        return Tokens(parts, list(itertools.compress(range(len(parts)), parts)), 1)
+        return Tokens(parts, None, 1)
     parts = _WORD_PARTS.split(lowered)
     return Tokens(parts, range(1, len(parts), 2), 0)
 

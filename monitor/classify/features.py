@@ -153,7 +153,8 @@ class _TermLookups:
 
     def terms(self, tokens: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The term id of every word, pair and prefix term in `tokens`, and its row."""
-        codes = np.array(list(map(self.codes.get, tokens, _MISSING)), dtype=np.int64)
+        codes = np.fromiter(map(self.codes.get, tokens, _MISSING), dtype=np.int64,
+                            count=len(tokens))
         words = self.word_ids[codes]
         prefixes = self.prefix_ids[codes]
         unknown = np.flatnonzero(codes < 0)
@@ -199,10 +200,20 @@ def term_words(analysis: Analysis) -> list[str]:
     the text: when no name was masked (the mask writes "mkt"), there is no "?" and no word
     mixes letters and digits (checked for ASCII words; others are tokenised again)."""
     words, masked = analysis.words, analysis.masked
-    if "mkt" in masked or "?" in masked or not "".join(words).isascii() or not all(
-            map(str.isdigit, itertools.filterfalse(str.isalpha, words))):
+    if "mkt" in masked or "?" in masked:
+        return _TERM.findall(masked.lower())
+    joined = " ".join(words)
+    if not joined.isascii():
+        return _TERM.findall(masked.lower())
+    # ASCII words are lower-case letters and digits: one mixes them where a letter touches a
+    # digit. Checked on the words as bytes, each letter made "a" and each digit "0".
+    kinds = joined.encode("ascii").translate(_LETTER_OR_DIGIT)
+    if b"a0" in kinds or b"0a" in kinds:
         return _TERM.findall(masked.lower())
     return words
+
+
+_LETTER_OR_DIGIT = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz0123456789", b"a" * 26 + b"0" * 10)
 
 
 def cue_vector(analysed: Analysed, gazetteer: Gazetteer) -> np.ndarray:
@@ -237,13 +248,8 @@ def cue_values(analysed: Analysed, gazetteer: Gazetteer) -> list:
     if low is None:
         low = analysed.masked.lower()
     if "mkt" in low:
-        to_market = cues.count(cues.TO_MARKET, low)
-        from_market = cues.count(cues.FROM_MARKET, low)
-        on_market_now = 1 if cues.ON_MARKET_NOW.search(low) else 0
-        fate = cues.count(cues.MARKET_FATE, low)
-        market_list = 1 if cues.MARKET_LIST.search(low) else 0
+        to_market, from_market, on_market_now, fate, market_list, arrives = cues.relations(low)
         versioned = low.count("mkt ver")
-        arrives = cues.count(cues.MARKET_ARRIVES, low)
     else:
         to_market = from_market = on_market_now = fate = market_list = versioned = arrives = 0
     names = {m.name for m in mentions}
@@ -295,8 +301,10 @@ class Analyzer(BaseEstimator, TransformerMixin):
                                 analysed.scan.words))
         # The cue vectors of the batch scaled at once; each text's is a row of the matrix.
         if out:
-            for analysis, row in zip(out, _scaled(np.array(values, dtype=np.float64)),
-                                     strict=True):
+            # (fromiter: np.array would first inspect every value to choose a type)
+            matrix = np.fromiter(itertools.chain.from_iterable(values), dtype=np.float64,
+                                 count=len(values) * len(FEATURES)).reshape(len(values), -1)
+            for analysis, row in zip(out, _scaled(matrix), strict=True):
                 analysis.cues = row
         return out
 

@@ -37,7 +37,10 @@ MAX_NGRAM = 5
 _TOKEN = re.compile(r"[^\W_]+")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+|\b[\w.-]+\.onion\b[^\s<>\"']*", re.I)
 _URL_PIECE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_]+")
-_SENTENCE_END = re.compile(r"[.!?;]+(?=\s)|\n+|[“”\"]\s")
+# A run of [.!?;] before a space, a run of newlines, or a quote before a space; written to
+# start with one character class so that the regular expression engine skips ahead to those
+# characters (an alternation of classes made it try every position of the text).
+_SENTENCE_END = re.compile(r"[.!?;\n“”\"](?:(?<=[.!?;])[.!?;]*(?=\s)|(?<=\n)\n*|(?<=[“”\"])\s)")
 _CYRILLIC = re.compile(r"[а-яё]")
 _CYRILLIC_ENDINGS = ("ами", "ями", "ого", "ому", "ой", "ою", "ей", "ом", "ем", "ам", "ям",
                      "ах", "ях", "ов", "а", "я", "ы", "и", "е", "у", "ю", "о")
@@ -104,6 +107,45 @@ _MOVE_TARGET = re.compile(
     r"(?:over\s+|back\s+)?(?:to|onto|on|at|with)\s+(?P<name>[A-Z][\w'’-]+)")
 # What every _MOVE_TARGET match ends with, searched first: it is much cheaper.
 _MOVE_TAIL = re.compile(r"\s(?:to|onto|on|at|with)\s+[A-Z]")
+# The words of a _MOVE_TARGET match before the name: a verb, maybe "over" or "back", and one
+# of _MOVE_PREPS, each a whole word of the lower-cased text.
+_MOVE_VERB = re.compile(r"(?:mov|migrat|head|switch|relocat|pivot|retreat|jump|fle|stick|stay)"
+                        r"\w*|go|goes|going|went|landed|now|over|try|trying|use|using")
+_MOVE_PREPS = frozenset(("to", "onto", "on", "at", "with"))
+_MOVE_VERBS: dict[str, bool] = {}  # word -> whether _MOVE_VERB matches all of it
+_MOVE_VERBS_MAX = 100_000
+
+
+def _may_move(text: str, words: list[str] | None) -> bool:
+    """False when _MOVE_TARGET surely finds nothing in `text`, judged from its lower-cased
+    words (which is far cheaper than any regular expression over the text): a match is
+    a verb word, then maybe "over"/"back", then a preposition word. With no words, an "_"
+    in the text (a word character that splits words, so "move_d to" would be missed) or an
+    "İ" (lower-cased, it splits a word in two) it cannot tell and says True."""
+    if words is None or "_" in text or (not text.isascii() and "\u0130" in text):
+        return True
+    verbs = _MOVE_VERBS
+    for j in itertools.compress(range(1, len(words)), map(_MOVE_PREPS.__contains__,
+                                                             words[1:])):
+        before = words[j - 1]
+        verb = verbs.get(before)  # (the cache looked up here: this runs for most texts)
+        if verb is None:
+            verb = _is_move_verb(before)
+        # ("over" is a verb word itself)
+        if verb or (before == "back" and j >= 2 and _is_move_verb(words[j - 2])):
+            return True
+    return False
+
+
+def _is_move_verb(word: str) -> bool:
+    known = _MOVE_VERBS.get(word)
+    if known is None:
+        known = _MOVE_VERB.fullmatch(word) is not None
+        if len(_MOVE_VERBS) < _MOVE_VERBS_MAX:
+            _MOVE_VERBS[word] = known
+    return known
+
+
 _MARKET_AFTER = re.compile(r"[ \t]+(?:[Mm]arket(?:place)?|DNM)\b")
 _NOT_MARKET_WORDS = _STOP_NAMES | {
     "stock", "farmers", "flea", "christmas", "holiday", "super", "free", "open", "single",
@@ -128,9 +170,13 @@ _DISCOVER_NEEDS = [[frozenset(group) for group in groups] for groups in (
     [("launch", "launched", "opening", "debut"), ("of",)],
     [],  # Russian: run on any text whose words are not plain ASCII
 )]
-# The end of a discovery pattern, searched first where the name at its start would make the
-# regular expression try every position of a long text.
-_DISCOVER_TAILS = [None, re.compile(r"\s" + _LAUNCHED), None, None, None]
+# A part of a discovery pattern that every match holds, searched first: where the pattern
+# starts with a name or a word boundary, the regular expression engine tries it at every
+# position of a long text, but these start with literal words it can skip ahead to.
+_DISCOVER_TAILS = [
+    re.compile(r"(?:market(?:place)?|dnm|DNM|shop|site|platform)s?\s*,?\s*(?:called|named|dubbed"
+               r"|known as|going by|by the name)"),
+    re.compile(r"\s" + _LAUNCHED), None, None, None]
 
 # Role patterns run on the lower-cased sentence around a mention: the text just before it
 # (anchored at its end) and just after it (anchored at its start).
@@ -561,7 +607,7 @@ class Extractor:
             if all(h.tier > 0 for h in overlapping):
                 candidates = [h for h in candidates if h not in overlapping]
                 candidates.append(hit)
-        for hit in self._unlisted(text):
+        for hit in self._unlisted(text, scan.words if scan_tokens is scan.tokens else None):
             if not any(h.start < hit.end and hit.start < h.end for h in candidates):
                 candidates.append(hit)
         if not candidates:
@@ -592,12 +638,18 @@ class Extractor:
         else:
             folded = [t if t.isascii() else _fold(t) for _, _, t in tokens]
             starts = range(count)
+        index = self._index
         following = 0  # the first token not taken by the previous name
         for i in starts:
             if i < following:
                 continue
-            # Walk forward while the joined tokens are still the start of some known key.
             key = folded[i]
+            # Most starts ("the", "in") are no key and no key starts with them and the next
+            # word: skipped at once (ASCII words have no stem to try either).
+            if ascii_words is not None and key not in index and (
+                    i + 1 >= count or key + folded[i + 1] not in prefixes):
+                continue
+            # Walk forward while the joined tokens are still the start of some known key.
             match: tuple[int, list[_Entry]] | None = None
             k = i
             while key in prefixes:
@@ -697,7 +749,8 @@ class Extractor:
 
     def _discover(self, text: str, lowered: str, words: set[str]) -> list[_Hit]:
         found = []
-        ascii_words = "".join(words).isascii()
+        # (an ASCII text has ASCII words: no join needed, isascii is a flag test)
+        ascii_words = lowered.isascii() or "".join(words).isascii()
         for pattern, needs, tail in zip(_DISCOVER, _DISCOVER_NEEDS, _DISCOVER_TAILS, strict=True):
             # (any(map(...)) rather than a generator: this runs for every text)
             if any(map(words.isdisjoint, needs)) if needs else ascii_words:
@@ -728,12 +781,14 @@ class Extractor:
                 found.append(hit)
         return found
 
-    def _unlisted(self, text: str) -> list[_Hit]:
-        """Market-like names outside the gazetteer; accepted only in darknet context."""
+    def _unlisted(self, text: str, words: list[str] | None = None) -> list[_Hit]:
+        """Market-like names outside the gazetteer; accepted only in darknet context.
+        `words`: the lower-cased words of `text` (its cue scan's), if known."""
         found = []
         for pattern, hidden in ((_PSEUDO_MARKET, False), (_MOVE_TARGET, True)):
             if hidden and ((" to " not in text and " on " not in text and " at " not in text
-                            and " with " not in text) or not _MOVE_TAIL.search(text)):
+                            and " with " not in text) or not _may_move(text, words)
+                           or not _MOVE_TAIL.search(text)):
                 continue
             if not hidden and "Market" not in text and "Bazaar" not in text:
                 continue
@@ -754,7 +809,7 @@ class Extractor:
         return found
 
     def _accept(self, text: str, lowered: str, scan: cues.Scan, hits: list[_Hit]) -> None:
-        found = {c for _, _, c in scan.matches}
+        found = set(scan.categories())
         darknet = cues.DARKNET in found
         succession = not found.isdisjoint(cues.SUCCESSION)
         several = len({h.key for h in hits}) >= 2 and cues.OTHER_SENSE not in found
