@@ -1400,9 +1400,14 @@ def create_summaries(db: Database) -> None:
             if statement.strip():
                 db.execute(statement)
         _fill_summaries(db)
-        for name, body in _SUMMARY_TRIGGERS.items():
-            db.execute(f"DROP TRIGGER IF EXISTS {name}")
-            db.execute(f"CREATE TRIGGER {name} {body}\nEND")
+        _create_triggers(db, _SUMMARY_TRIGGERS)
+
+
+def _create_triggers(db: Database, triggers: dict[str, str]) -> None:
+    """(Re)create each trigger from its name and its text up to END."""
+    for name, body in triggers.items():
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+        db.execute(f"CREATE TRIGGER {name} {body}\nEND")
 
 
 def _fill_summaries(db: Database) -> None:
@@ -1519,9 +1524,7 @@ def create_source_counts(db: Database) -> None:
             if column not in columns:
                 db.execute(f"ALTER TABLE sources ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
         db.execute(_SOURCE_COUNTS)
-        for name, body in _SOURCE_COUNT_TRIGGERS.items():
-            db.execute(f"DROP TRIGGER IF EXISTS {name}")
-            db.execute(f"CREATE TRIGGER {name} {body}\nEND")
+        _create_triggers(db, _SOURCE_COUNT_TRIGGERS)
 
 
 def create_analyst_views(db: Database) -> None:

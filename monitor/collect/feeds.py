@@ -54,9 +54,19 @@ def parse_feed(body: bytes, headers: dict[str, str] | None = None) -> feedparser
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = parsed.get("bozo_exception") or "no RSS or Atom content"
         raise SourceError(f"not a feed: {str(reason)[:200]}", retryable=False)
-    if parsed.bozo:
-        log.info("feed has problems but is readable: %s", str(parsed.bozo_exception)[:200])
+    problems = readable_problems(parsed)
+    if problems:
+        log_problems(problems)
     return parsed
+
+
+def readable_problems(parsed: feedparser.FeedParserDict) -> str | None:
+    """What the parser complained of in a document it could still read, if anything."""
+    return str(parsed.bozo_exception)[:200] if parsed.bozo else None
+
+
+def log_problems(problems: str) -> None:
+    log.info("feed has problems but is readable: %s", problems)
 
 
 def _defuse_charrefs(body: bytes) -> bytes:

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import SourceError
-from .feeds import entries_to_items, parse_feed
+from .feeds import entries_to_items, log_problems, parse_feed, readable_problems
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class ParsePool:
         if seen is None:
             raise SourceError(payload, retryable=bool(extra))
         if extra:
-            log.info("feed has problems but is readable: %s", extra)
+            log_problems(extra)
         return seen, payload
 
     def release(self) -> None:
@@ -198,7 +198,6 @@ def parse_in_worker(body: bytes, headers: dict[str, str], source: str, base_url:
         parsed = parse_feed(body, headers)
     except SourceError as exc:
         return None, str(exc), exc.retryable
-    problems = str(parsed.bozo_exception)[:200] if parsed.bozo else None
     return (len(parsed.entries),
             entries_to_items(parsed, source=source, base_url=base_url, now=now, kind=kind),
-            problems)
+            readable_problems(parsed))
