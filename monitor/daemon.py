@@ -428,7 +428,7 @@ class Daemon:
         try:
             now = utcnow()
             with self._db_phase() as db:
-                states = {name: store.source_state(db, name) for name in self._sources}
+                states = store.source_states(db, self._sources)
             slack = self.config.daemon.jitter
             due = [name for name, source in self._sources.items()
                    if is_due(states[name], float(source.interval), now, slack=slack)]
@@ -486,7 +486,7 @@ class Daemon:
         try:
             with self._db_phase() as db:
                 pipeline.register(db, sources.values())
-                states = {name: store.source_state(db, name) for name in sources}
+                states = store.source_states(db, sources)
                 store.set_daemon_state(db, {
                     "heartbeat_every": str(float(config.daemon.heartbeat))})
         except _Abandoned:
@@ -642,7 +642,7 @@ class Daemon:
 
     def _schedule_all(self, now: datetime) -> None:
         with self._db_phase() as db:
-            states = {name: store.source_state(db, name) for name in self._sources}
+            states = store.source_states(db, self._sources)
         for name, source in self._sources.items():
             self._schedule_source(source, states[name], now)
         # At start, catch up on a digest missed while the daemon was down (send_due sends

@@ -102,8 +102,9 @@ def collect(db: Database, sources: Sequence[Source], *, now: datetime | None = N
     register_missing(db, sources)
     results: list[SourceResult] = []
     due: list[tuple[Source, dict]] = []
+    states = store.source_states(db, (source.name for source in sources))
     for source in sources:
-        state = store.source_state(db, source.name)
+        state = states[source.name]
         if not force and in_backoff(state, now):
             result = SourceResult(source.name, source.kind, "skipped",
                                   error=state.get("last_error"),
@@ -142,6 +143,7 @@ def _run_due(db: Database, due: list[tuple[Source, dict]], now: datetime, concur
             future = pool.submit(source.fetch, state, now)
             pending[future] = (source, state, run_id)
             future.add_done_callback(finished.put)
+        waiting = 0  # new items handed, not yet given to on_new
         while pending:
             future = finished.get()
             source, state, run_id = pending.pop(future)
@@ -149,9 +151,12 @@ def _run_due(db: Database, due: list[tuple[Source, dict]], now: datetime, concur
             results.append(result)
             if progress:
                 progress(result)
-            if on_new and sum(r.new for r, _ in handed) >= HOOK_BATCH:
+            if on_new:
+                waiting += result.new  # with on_new, a result with new items was handed
+            if on_new and waiting >= HOOK_BATCH:
                 _hand_on(db, handed, on_new, now)
                 handed.clear()
+                waiting = 0
 
 
 def register_missing(db: Database, sources: Iterable[Source]) -> None:

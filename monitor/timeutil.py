@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -11,8 +12,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+@functools.lru_cache(maxsize=256)
 def iso(dt: datetime) -> str:
-    """2026-11-28T14:55:03+00:00: compares correctly as text."""
+    """2026-11-28T14:55:03+00:00: compares correctly as text.
+
+    Cached: a cycle writes its one `now` into several rows for each of hundreds of sources."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).replace(microsecond=0).isoformat()

@@ -170,3 +170,21 @@ def test_the_session_keeps_a_pool_for_each_feed_host(write_config):
     manager = session.get_adapter("http://h0.example.invalid/").poolmanager
     assert manager.pools._maxsize >= 50
     assert manager.connection_pool_kw["maxsize"] <= 4  # one request at a time per host
+
+
+def test_source_states_reads_what_source_state_reads_for_each_name(tmp_path):
+    db = store.open_db(tmp_path / "states.db")
+    names = [f"feed-{n}" for n in range(1203)]  # more than one chunk of names
+    with db.atomic():
+        for n, name in enumerate(names):
+            store.ensure_source(db, name, "feed", f"http://feeds.example/{n}")
+    store.record_fetch(db, "feed-7", [], NOW, etag='"v7"')
+    store.record_failure(db, "feed-1200", NOW, "HTTP 503", next_attempt_at=NOW)
+    wanted = [*names, "never-stored", "feed-7"]  # an unknown name and a repeat
+
+    states = store.source_states(db, iter(wanted))
+
+    assert list(states) == [*names, "never-stored"]
+    assert all(states[name] == store.source_state(db, name) for name in wanted)
+    assert states["never-stored"] == {}
+    assert states["feed-7"]["etag"] == '"v7"' and states["feed-1200"]["last_error"] == "HTTP 503"

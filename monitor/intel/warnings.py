@@ -20,6 +20,7 @@ set; see tests/test_intel.py for the figures the tests hold it to.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -90,9 +91,14 @@ def cue_spans(clause: str) -> list[tuple[int, int]]:
 
 
 def surface_pattern(surfaces: Iterable[str]) -> re.Pattern[str] | None:
-    forms = sorted({s.lower() for s in surfaces if s and s.strip()}, key=len, reverse=True)
-    if not forms:
-        return None
+    forms = sorted({s.lower() for s in surfaces if s and s.strip()}, key=lambda f: (-len(f), f))
+    return _alternatives(tuple(forms)) if forms else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _alternatives(forms: tuple[str, ...]) -> re.Pattern[str]:
+    # Kept: the same few markets come up item after item, and re's own cache is small and
+    # keyed on the whole pattern text, built again each time.
     return re.compile(r"(?<![\w])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w])")
 
 
