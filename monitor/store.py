@@ -435,7 +435,8 @@ def _insert_new_items(db: Database, items: Sequence[dict], stored: set[str] | No
             first_by_hash.setdefault(row["content_hash"], (row["id"], row["source"]))
         rows.append(row)
     # Plain SQL, not Table.insert_all: that reads the table's and views' names and columns
-    # on every call, several times what storing a feed's few new items costs.
+    # on every call, several times what storing a feed's few new items costs. Both callers
+    # hold a transaction, which commits it.
     db.conn.executemany(_INSERT_ITEM, [[row[c] for c in ITEM_COLUMNS] for row in rows])
     return [r["id"] for r in rows]
 
