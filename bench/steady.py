@@ -33,10 +33,10 @@ import feedparser
 import requests
 
 from ._common import Report, quiet_logs, timed, workdir
+from ._feeds import FeedServer, FeedSpec, config_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-from ._feeds import FeedServer, FeedSpec, config_text
 
 GOAL_WALL = 5.0
 GOAL_CPU_BEYOND_PARSING = 1.0

@@ -153,10 +153,10 @@ def _run_due(db: Database, due: list[tuple[Source, dict]], now: datetime, concur
                 progress(result)
             if on_new:
                 waiting += result.new  # with on_new, a result with new items was handed
-            if on_new and waiting >= HOOK_BATCH:
-                _hand_on(db, handed, on_new, now)
-                handed.clear()
-                waiting = 0
+                if waiting >= HOOK_BATCH:
+                    _hand_on(db, handed, on_new, now)
+                    handed.clear()
+                    waiting = 0
 
 
 def register_missing(db: Database, sources: Iterable[Source]) -> None:

@@ -293,8 +293,7 @@ def ensure_source(db: Database, name: str, kind: str, target: str = "") -> None:
 
 
 def source_state(db: Database, name: str) -> dict[str, Any]:
-    rows = list(db.query("SELECT * FROM sources WHERE name = ?", [name]))
-    return rows[0] if rows else {}
+    return source_states(db, [name])[name]
 
 
 def source_states(db: Database, names: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -347,8 +346,9 @@ def record_fetch(db: Database, name: str, items: Sequence[dict], now: datetime, 
             items = [*items, *_make_pending(pending, stored)]
         _ensure_item_sources(db, name, items)
         new_ids = _insert_new_items(db, items, stored)
+        stamp = iso(now)
         state: dict[str, Any] = {
-            "last_attempt_at": iso(now), "last_success_at": iso(now),
+            "last_attempt_at": stamp, "last_success_at": stamp,
             "consecutive_failures": 0, "last_error": None, "next_attempt_at": None, "gap": None,
         }
         if not keep_validators:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar
-import functools
 import time
 from datetime import UTC, datetime
 
@@ -12,11 +11,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-@functools.lru_cache(maxsize=256)
 def iso(dt: datetime) -> str:
-    """2026-11-28T14:55:03+00:00: compares correctly as text.
-
-    Cached: a cycle writes its one `now` into several rows for each of hundreds of sources."""
+    """2026-11-28T14:55:03+00:00: compares correctly as text."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).replace(microsecond=0).isoformat()
