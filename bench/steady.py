@@ -9,7 +9,8 @@ ten has three new entries (its 20-entry document changes) and the rest answer 30
 ETag. A cycle is `pipeline.collect` with the classifier's hook and the configured
 concurrency, after a first cycle (not timed) has stored every feed's entries; each cycle gets
 a fresh HTTP session and politeness gate, as a daemon polling every 30 minutes would (its
-keep-alive connections are long closed by then).
+keep-alive connections are long closed by then). The process keeps malloc to the daemon's
+arenas (monitor.heap), for the cycle and the baseline alike.
 
 The baseline, in the same run: a bare client (requests, a thread pool of the same size, the
 same conditional GETs, no pauses, no database) that also parses the changed documents with
@@ -63,12 +64,13 @@ def main(argv: list[str]) -> int:
 
 def run(feeds: int, *, hosts: int, entries: int = 20, latency: float = 0.2, cycles: int = 5,
         directory: str | None = None) -> Report:
-    from monitor import pipeline, store
+    from monitor import heap, pipeline, store
     from monitor.classify import make_hook
     from monitor.classify.apply import current_classifier
     from monitor.config import load_config
 
     quiet_logs()
+    heap.cap_malloc_arenas()  # as the daemon runs its cycles (the bare client shares it)
     report = Report("steady")
     spec = FeedSpec(feeds=feeds, entries=entries, hosts=hosts, latency=latency)
     print(f"steady: {feeds} feeds on {hosts} sites, {latency * 1000:.0f} ms a response, "

@@ -44,7 +44,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlite_utils import Database
 
-from . import __version__, lock, pipeline, store
+from . import __version__, heap, lock, pipeline, store
 from .collect import parse_pool
 from .collect.base import Fetched, Source
 from .config import Config, DigestConfig, load_config
@@ -516,6 +516,7 @@ class Daemon:
                  ", ".join(removed) or "none", ", ".join(changed) or "none")
 
     def _open(self, mode: str) -> None:
+        heap.cap_malloc_arenas()  # before the pools' threads make arenas of their own
         self._instance.acquire()
         try:
             self._db = store.open_db(self.config.db_path)
