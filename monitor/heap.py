@@ -1,10 +1,10 @@
 """The daemon's C heap: at most a few glibc malloc arenas, however many threads it runs.
 
-glibc gives a thread that allocates an arena of its own, up to eight per core. The daemon's
-fetch threads (32 by default) each keep one, SQLite and the sockets allocate in all of them,
-and the freed space in one arena cannot serve another: the resident set crept up for hours
-(11 MB over 900 cycles of `python -m bench memory` on 2 cores, more on machines with more
-cores). Capped at two arenas it grew 2.7 MB. An operator's MALLOC_ARENA_MAX wins.
+glibc gives each thread that allocates an arena of its own, up to eight per core. The
+daemon's fetch threads (32 by default) put response bodies and parsed documents in theirs,
+and memory freed in one arena cannot serve another, so the resident set crept up for hours
+(11 MB over 900 cycles of `python -m bench memory` on 2 cores; more cores allow more arenas).
+Capped at two it grew 2.7 MB, levelling off. An operator's MALLOC_ARENA_MAX wins.
 """
 
 from __future__ import annotations
