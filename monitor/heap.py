@@ -2,7 +2,7 @@
 
 glibc gives each thread that allocates an arena of its own, up to eight per core. The
 daemon's fetch threads (32 by default) put response bodies and parsed documents in theirs,
-and memory freed in one arena cannot serve another, so the resident set crept up for hours
+and memory freed in one arena cannot serve another, so the resident set crept up for days
 (11 MB over 900 cycles of `python -m bench memory` on 2 cores; more cores allow more arenas).
 Capped at two it grew 2.7 MB, levelling off. An operator's MALLOC_ARENA_MAX wins.
 """

@@ -54,8 +54,7 @@ def test_threads_share_two_arenas_once_capped(tmp_path: Path) -> None:
     returned, capped = _heaps(tmp_path, "cap")
     assert returned == str(heap.ARENAS)
     assert capped <= heap.ARENAS
-    # Without the cap the same threads spread over more: the test would see a cap that
-    # did nothing.
+    # The same threads without the cap spread over more, so a cap that did nothing fails.
     _, uncapped = _heaps(tmp_path, "free")
     assert uncapped > heap.ARENAS
 
